@@ -1,0 +1,76 @@
+# Two commands a new user needs:  make demo  (the example pipeline on local stand-ins)
+#                                 make test  (lint, types and the test suite on Airflow 3)
+# CI runs `make ci`: the suite on Airflow 3.3 and 2.10, the wheel install check and the demo.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+VENV_AF2 := .venv-af2
+PY := $(VENV)/bin/python
+PY_AF2 := $(VENV_AF2)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help install install-af2 lint typecheck pytest test test-af2 install-check demo bench ci clean lock
+
+help:
+	@echo "make demo           run the example DAG end to end on the emulator and a local S3"
+	@echo "make test           ruff, mypy and pytest on Airflow 3.3 (.venv)"
+	@echo "make test-af2       pytest on Airflow 2.10 (.venv-af2)"
+	@echo "make install-check  build the wheel and install it alone into fresh Airflow 3.3 and 2.10 envs"
+	@echo "make bench          benchmarks against the Airflow anchors (not part of the tests)"
+	@echo "make ci             everything CI runs"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: requirements/airflow3.lock pyproject.toml | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements/airflow3.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV_AF2)/.installed: requirements/airflow2.lock pyproject.toml | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV_AF2)
+	VIRTUAL_ENV=$(VENV_AF2) $(UV) pip sync --quiet requirements/airflow2.lock
+	VIRTUAL_ENV=$(VENV_AF2) $(UV) pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+install-af2: $(VENV_AF2)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+test-af2: install-af2
+	$(PY_AF2) -m pytest $(PYTEST_ARGS)
+
+install-check: install | $(UV)
+	$(PY) .ci/install_check.py --uv $(UV)
+
+demo: install
+	$(PY) -m example_dags.demo
+
+bench: install
+	$(PY) -m benchmarks.run
+
+ci: test test-af2 install-check demo
+
+# Re-resolve the pinned environments (needs the package registry).
+lock: | $(UV)
+	$(UV) pip compile --quiet -p 3.11 requirements/airflow3.in -o requirements/airflow3.lock
+	$(UV) pip compile --quiet -p 3.11 requirements/airflow2.in -o requirements/airflow2.lock
+
+clean:
+	rm -rf $(VENV) $(VENV_AF2) $(TOOLS) build dist *.egg-info .demo .bench

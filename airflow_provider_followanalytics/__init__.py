@@ -1,0 +1,107 @@
+"""Apache Airflow provider for the FollowAnalytics platform.
+
+Start FollowAnalytics data exports, wait for them in the triggerer, and stream
+the files into S3 or GCS. Importing this package is cheap: it loads neither
+Airflow nor any HTTP or cloud library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+PACKAGE_NAME = "airflow-provider-followanalytics"
+CONN_TYPE = "followanalytics"
+
+_INTEGRATION = "FollowAnalytics"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's ProvidersManager (``apache_airflow_provider`` entry point)."""
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": "FollowAnalytics",
+        "description": "Export FollowAnalytics data (devices, events, analytics) and land it in S3 or GCS.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://dev.followanalytics.com/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_followanalytics.hooks.followanalytics"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_followanalytics.operators.exports"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_followanalytics.sensors.export_ready"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_followanalytics.triggers.export_ready"],
+            }
+        ],
+        "transfers": [
+            {
+                "source-integration-name": _INTEGRATION,
+                "target-integration-name": "Amazon Simple Storage Service (S3)",
+                "python-module": "airflow_provider_followanalytics.transfers.followanalytics_to_s3",
+            },
+            {
+                "source-integration-name": _INTEGRATION,
+                "target-integration-name": "Google Cloud Storage (GCS)",
+                "python-module": "airflow_provider_followanalytics.transfers.followanalytics_to_gcs",
+            },
+        ],
+        "connection-types": [
+            {
+                "connection-type": CONN_TYPE,
+                "hook-class-name": "airflow_provider_followanalytics.hooks.followanalytics.FollowAnalyticsHook",
+                "hook-name": "FollowAnalytics",
+                # Airflow 3 builds the connection form from these two keys; Airflow 2 asks the hook.
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "extra"],
+                    "relabeling": {"login": "Email", "host": "API base URL"},
+                    "placeholders": {
+                        "login": "you@example.com",
+                        "password": "FollowAnalytics account password",
+                        "host": "https://api.follow-apps.com (default)",
+                        "timeout": "60",
+                        "max_retries": "5",
+                        "retry_delay": "1.0",
+                    },
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Request timeout (seconds)",
+                        "description": "Connect and read timeout of each API request. Default 60.",
+                        "schema": {"type": ["number", "null"], "minimum": 1},
+                    },
+                    "max_retries": {
+                        "label": "Retries on network errors, 429 and 5xx",
+                        "description": "How many times a failed request is retried. Default 5.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    "retry_delay": {
+                        "label": "First retry delay (seconds)",
+                        "description": "Base of the exponential backoff, with jitter. Default 1.0.",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
+                },
+            }
+        ],
+    }

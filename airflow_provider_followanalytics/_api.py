@@ -1,0 +1,294 @@
+"""The FollowAnalytics API protocol, independent of any HTTP library.
+
+Connection settings, the response envelope and its two error shapes, which statuses are
+transient, how long to back off, and how identifiers and paths are checked. The sync hook
+and the async trigger path share these rules so they behave the same.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
+
+from airflow_provider_followanalytics import CONN_TYPE
+from airflow_provider_followanalytics._compat import mask_secret
+from airflow_provider_followanalytics._urls import normalize_base_url
+from airflow_provider_followanalytics.exceptions import (
+    FollowAnalyticsAPIError,
+    FollowAnalyticsAuthError,
+    FollowAnalyticsConfigError,
+    FollowAnalyticsExportExpiredError,
+    FollowAnalyticsRetryableError,
+)
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Connection(Protocol):
+        """What is read from an Airflow connection (Airflow 2 model or Airflow 3 SDK class)."""
+
+        conn_id: str
+        login: str | None
+        password: str | None
+        host: str | None
+        port: int | None
+
+        @property
+        def extra_dejson(self) -> dict[str, Any]: ...
+
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_RETRY_DELAY = 1.0
+DEFAULT_MAX_RETRY_DELAY = 60.0
+CALLBACK_REQUEST = "GET callback URL"
+_EXPIRED_HINT = (
+    "the export link is missing, invalid or has expired; start the export again "
+    "(export operator) to get a fresh callback URL"
+)
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What the hook needs from an Airflow connection, resolved once.
+
+    :param base_url: API base URL (scheme, host, port, optional path prefix).
+    :param email: account e-mail (the connection's login).
+    :param password: account password.
+    :param timeout: seconds for the connect and read timeouts of each request.
+    :param max_retries: retries of a request on network errors, timeouts, 429 and 5xx.
+    :param retry_delay: base delay of the exponential backoff, in seconds.
+    :param max_retry_delay: cap of one backoff delay (and of an honoured ``Retry-After``).
+    """
+
+    base_url: str
+    email: str
+    password: str
+    timeout: float
+    max_retries: int
+    retry_delay: float
+    max_retry_delay: float
+
+    def __repr__(self) -> str:  # never show the password, even in a debugger
+        return f"ConnectionSettings(base_url={self.base_url!r}, email=***, timeout={self.timeout})"
+
+
+def _extra_value(extra: dict[str, Any], name: str) -> Any:
+    # Airflow 3 forms store conn-fields under their name; old Airflow 2 forms used a prefix.
+    for key in (name, f"extra__{CONN_TYPE}__{name}"):
+        value = extra.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _number(value: Any, name: str, *, integer: bool = False, minimum: float = 0) -> float:
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError) as exc:
+        kind = "an integer" if integer else "a number"
+        raise FollowAnalyticsConfigError(f"{name}={value!r} is not {kind}.") from exc
+    if number < minimum:
+        raise FollowAnalyticsConfigError(f"{name}={value!r} must be >= {minimum}.")
+    return number
+
+
+def settings_from_connection(
+    conn: Connection,
+    *,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    retry_delay: float | None = None,
+    max_retry_delay: float | None = None,
+) -> ConnectionSettings:
+    """Validate a connection and merge it with explicit overrides (arguments win over extras).
+
+    Raises :class:`FollowAnalyticsConfigError` naming the missing or wrong field.
+    """
+    conn_id = getattr(conn, "conn_id", None)
+    email = (conn.login or "").strip()
+    password = conn.password or ""
+    if not email or not password:
+        missing = "login (account e-mail)" if not email else "password"
+        raise FollowAnalyticsConfigError(
+            f"Connection {conn_id!r} has no {missing}; FollowAnalytics needs the account e-mail as "
+            "Login and its password as Password."
+        )
+    mask_secret(password)
+    extra = conn.extra_dejson or {}
+
+    def pick(arg: Any, name: str, default: Any) -> Any:
+        if arg is not None:
+            return arg
+        value = _extra_value(extra, name)
+        return default if value is None else value
+
+    return ConnectionSettings(
+        base_url=normalize_base_url(conn.host, conn.port),
+        email=email,
+        password=password,
+        timeout=_number(pick(timeout, "timeout", DEFAULT_TIMEOUT), "timeout", minimum=0.001),
+        max_retries=int(_number(pick(max_retries, "max_retries", DEFAULT_MAX_RETRIES), "max_retries", integer=True)),
+        retry_delay=_number(pick(retry_delay, "retry_delay", DEFAULT_RETRY_DELAY), "retry_delay"),
+        max_retry_delay=_number(pick(max_retry_delay, "max_retry_delay", DEFAULT_MAX_RETRY_DELAY), "max_retry_delay"),
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Read a ``Retry-After`` header: delta seconds or an HTTP date. ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Delay before retry number ``attempt`` (0-based).
+
+    A server's ``Retry-After`` is honoured as given; otherwise the delay grows as
+    ``base * 2**attempt`` (capped) with jitter in [50%, 100%] so that many clients that
+    failed together do not retry together.
+    """
+    if retry_after is not None:
+        return retry_after
+    return min(cap, base * (2**attempt)) * random.uniform(0.5, 1.0)
+
+
+def is_retryable_status(status: int) -> bool:
+    """429 and 5xx are transient; other statuses are answers."""
+    return status == 429 or 500 <= status <= 599
+
+
+def error_message_from_body(body: Any) -> str | None:
+    """Pull the server's message out of either documented error shape."""
+    if isinstance(body, dict):
+        for key in ("error_message", "message", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return None
+
+
+def _describe_body(text: str) -> str:
+    snippet = " ".join(text.split())[:120]
+    return f"a non-JSON body ({snippet!r})" if snippet else "an empty body"
+
+
+def unwrap_envelope(status: int, content_type: str, text: str, what: str) -> Any:
+    """Return ``result`` from a ``{"success": true, "result": ...}`` body, or raise.
+
+    :param status: HTTP status of the response.
+    :param content_type: its Content-Type (only used in messages).
+    :param text: the decoded body.
+    :param what: the request, e.g. ``"GET /api/data_exporters"``, for messages.
+    """
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    server_message = error_message_from_body(body)
+    if status != 200:
+        detail = server_message or (_describe_body(text) if body is None else "no message")
+        error_cls = FollowAnalyticsRetryableError if is_retryable_status(status) else FollowAnalyticsAPIError
+        raise error_cls(
+            f"FollowAnalytics {what} failed: HTTP {status}: {detail}",
+            http_status=status,
+            server_message=server_message,
+        )
+    if not isinstance(body, dict):
+        raise FollowAnalyticsAPIError(
+            f"FollowAnalytics {what} answered HTTP 200 with {_describe_body(text)} "
+            f"(Content-Type {content_type or 'missing'}); expected a JSON envelope.",
+            http_status=status,
+        )
+    if body.get("success") is not True:
+        raise FollowAnalyticsAPIError(
+            f"FollowAnalytics {what} answered HTTP 200 but success is {body.get('success')!r}: "
+            f"{server_message or 'no message'}",
+            http_status=status,
+            server_message=server_message,
+        )
+    if "result" not in body:
+        raise FollowAnalyticsAPIError(
+            f"FollowAnalytics {what} answered HTTP 200 without a 'result' field.", http_status=status
+        )
+    return body["result"]
+
+
+def raise_for_callback(status: int, text: str, content_type: str) -> NoReturn:
+    """Raise the error that a callback URL's non-200/202 answer means."""
+    if status == 400:
+        try:
+            message = error_message_from_body(json.loads(text))
+        except ValueError:
+            message = None
+        raise FollowAnalyticsExportExpiredError(
+            f"FollowAnalytics callback answered HTTP 400: {message or 'no message'}: {_EXPIRED_HINT}.",
+            http_status=400,
+            server_message=message,
+        )
+    unwrap_envelope(status, content_type, text, CALLBACK_REQUEST)
+    raise FollowAnalyticsAPIError(
+        f"FollowAnalytics callback answered unexpected HTTP {status}; expected 200, 202 or 400.",
+        http_status=status,
+    )
+
+
+def _mask_user_secrets(value: Any) -> None:
+    # The login's user object lists entities with their API keys: mask every *key / token string.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and ("key" in key.lower() or "token" in key.lower()):
+                mask_secret(item)
+            else:
+                _mask_user_secrets(item)
+    elif isinstance(value, list):
+        for item in value:
+            _mask_user_secrets(item)
+
+
+def auth_token_from_login(result: Any) -> str:
+    token = result.get("auth_token") if isinstance(result, dict) else None
+    if not isinstance(token, str) or not token:
+        raise FollowAnalyticsAuthError("FollowAnalytics login answered HTTP 200 without an auth_token.")
+    mask_secret(token)
+    _mask_user_secrets(result.get("user"))
+    return token
+
+
+def validate_endpoint(endpoint: object) -> str:
+    """Check an API path given by a caller: ``/api/...``, no query, fragment or ``..`` segment."""
+    if not isinstance(endpoint, str) or not endpoint.startswith("/") or endpoint.startswith("//"):
+        raise FollowAnalyticsConfigError(
+            f"endpoint {endpoint!r} must be an API path starting with '/', e.g. '/api/data_exporters'."
+        )
+    bad = [c for c in ("?", "#", "\\", " ", "\t", "\n", "\r") if c in endpoint]
+    if bad or any(segment in (".", "..") for segment in endpoint.split("/")):
+        raise FollowAnalyticsConfigError(
+            f"endpoint {endpoint!r} must be a plain path: no '?', '#', spaces, backslashes or '..' "
+            "segments (pass query parameters separately)."
+        )
+    return endpoint
+
+
+def quote_path_segment(value: str, name: str) -> str:
+    """Percent-encode one identifier for use inside a URL path (``/`` and ``..`` cannot escape)."""
+    text = str(value).strip()
+    if not text:
+        raise FollowAnalyticsConfigError(f"{name} must be a non-empty identifier, got {value!r}.")
+    if text in (".", ".."):
+        raise FollowAnalyticsConfigError(f"{name}={value!r} is not an identifier.")
+    return quote(text, safe="")

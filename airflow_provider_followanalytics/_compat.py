@@ -1,0 +1,72 @@
+"""Airflow 2 / 3 import shims: the one place that knows which Airflow is running.
+
+Everything else in the package imports Airflow base classes and helpers from here.
+Airflow 3 moved DAG-author classes into ``airflow.sdk``; Airflow 2.10 keeps them in
+``airflow.models`` / ``airflow.hooks`` / ``airflow.sensors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.configuration import conf
+from airflow.exceptions import AirflowException
+
+try:
+    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    AIRFLOW_V_3 = True
+except ImportError:  # Airflow 2.10 / 2.11
+    from airflow.exceptions import AirflowSkipException  # type: ignore
+    from airflow.hooks.base import BaseHook  # type: ignore
+    from airflow.models.baseoperator import BaseOperator  # type: ignore
+    from airflow.sensors.base import BaseSensorOperator  # type: ignore
+
+    AIRFLOW_V_3 = False
+
+
+__all__ = [
+    "AIRFLOW_V_3",
+    "AirflowException",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "aget_connection",
+    "conf",
+    "lineage_uri_object",
+    "mask_secret",
+]
+
+
+def mask_secret(secret: str | None) -> None:
+    """Register ``secret`` with Airflow's log masker (a no-op for empty values)."""
+    if not secret:
+        return
+    if AIRFLOW_V_3:
+        from airflow.sdk.log import mask_secret as _mask
+    else:
+        from airflow.utils.log.secrets_masker import mask_secret as _mask  # type: ignore
+    _mask(secret)
+
+
+async def aget_connection(conn_id: str) -> Any:
+    """Look a connection up without blocking the triggerer's event loop."""
+    if AIRFLOW_V_3:
+        return await BaseHook.aget_connection(conn_id)
+    # Airflow 2 has no async lookup: run the sync one (DB / secrets backend) in a thread.
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)
+
+
+def lineage_uri_object(uri: str) -> Any:
+    """Return an ``Asset`` (Airflow 3) or ``Dataset`` (Airflow 2) for an output URI."""
+    if AIRFLOW_V_3:
+        from airflow.sdk import Asset
+
+        return Asset(uri)
+    from airflow.datasets import Dataset
+
+    return Dataset(uri)

@@ -1,0 +1,142 @@
+"""URL rules: where credentials may go, and how URLs appear in logs.
+
+The auth token is sent only to the connection's own host, over https (plain http is
+accepted for loopback hosts only, so the local emulator works and nothing crosses a
+network in clear text).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import SplitResult, parse_qs, urlsplit
+
+from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
+
+DEFAULT_BASE_URL = "https://api.follow-apps.com"
+
+_EXPORT_TOKEN_RE = re.compile(r"(export_token=)[^&#\s'\"]+")
+
+
+def is_loopback(hostname: str | None) -> bool:
+    """Return True for ``localhost``, 127.0.0.0/8 and ``::1``."""
+    if not hostname:
+        return False
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _port(parts: SplitResult) -> int:
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise FollowAnalyticsConfigError(f"Invalid port in {parts.netloc!r}.") from exc
+    return port if port is not None else (443 if parts.scheme == "https" else 80)
+
+
+def normalize_base_url(host: str | None, port: int | None = None) -> str:
+    """Turn a connection's host field into the API base URL.
+
+    ``None`` or empty gives ``https://api.follow-apps.com``; a bare host name implies https;
+    ``http://`` is accepted for loopback hosts only.
+
+    :param host: the connection's host field: a host name or a base URL with scheme.
+    :param port: the connection's port field, used when the host carries none.
+    """
+    raw = (host or "").strip()
+    if not raw:
+        return DEFAULT_BASE_URL
+    candidate = raw if "://" in raw else f"https://{raw}"
+    parts = urlsplit(candidate)
+    if parts.scheme not in ("https", "http"):
+        raise FollowAnalyticsConfigError(
+            f"Connection host {raw!r} has scheme {parts.scheme!r}; expected https:// "
+            "(or http:// for a loopback host such as the local emulator)."
+        )
+    if not parts.hostname:
+        raise FollowAnalyticsConfigError(f"Connection host {raw!r} has no host name.")
+    if parts.username or parts.password:
+        raise FollowAnalyticsConfigError(
+            "Connection host must not contain credentials; put the e-mail in Login and the password in Password."
+        )
+    if parts.query or parts.fragment:
+        raise FollowAnalyticsConfigError(f"Connection host {raw!r} must not have a query or fragment.")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise FollowAnalyticsConfigError(
+            f"Connection host {raw!r} uses plain http; only https is allowed except for loopback "
+            "hosts (127.0.0.1, localhost), so that credentials never cross a network in clear text."
+        )
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{int(port)}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def same_origin(url_a: str, url_b: str) -> bool:
+    """Return True when both URLs have the same scheme, host and port."""
+    a, b = urlsplit(url_a), urlsplit(url_b)
+    return a.scheme == b.scheme and (a.hostname or "").lower() == (b.hostname or "").lower() and _port(a) == _port(b)
+
+
+def validate_callback_url(callback_url: object, base_url: str) -> str:
+    """Check a callback URL before anything is sent to it and return it.
+
+    It must be a string URL on the connection's host (same scheme, host and port), https
+    (or http on loopback), without credentials, and carry an ``export_token``.
+
+    :param callback_url: the URL the export API answered (usually from XCom).
+    :param base_url: the connection's API base URL.
+    """
+    if not isinstance(callback_url, str) or not callback_url.strip():
+        raise FollowAnalyticsConfigError(
+            f"callback_url must be the non-empty URL returned by an export operator, got {callback_url!r}. "
+            "Was the export started with skip_email=False (e-mail delivery has no callback)?"
+        )
+    url = callback_url.strip()
+    parts = urlsplit(url)
+    shown = redact_url(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise FollowAnalyticsConfigError(f"callback_url {shown!r} is not an http(s) URL.")
+    if parts.username is not None or parts.password is not None:
+        raise FollowAnalyticsConfigError(f"callback_url {shown!r} must not contain credentials.")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise FollowAnalyticsConfigError(
+            f"callback_url {shown!r} uses plain http on a non-loopback host; only https is accepted."
+        )
+    if not same_origin(url, base_url):
+        base = urlsplit(base_url)
+        raise FollowAnalyticsConfigError(
+            f"callback_url {shown!r} is not on the connection's host {base.scheme}://{base.netloc}; "
+            "refusing to send FollowAnalytics credentials to another host."
+        )
+    tokens = parse_qs(parts.query).get("export_token", [])
+    if len(tokens) != 1 or not tokens[0].strip():
+        raise FollowAnalyticsConfigError(
+            f"callback_url {shown!r} has no export_token query parameter; expected the URL exactly as "
+            "the export API returned it."
+        )
+    return url
+
+
+def export_token_of(callback_url: str) -> str | None:
+    """Return the export token of a callback URL (the secret part), if any."""
+    tokens = parse_qs(urlsplit(callback_url).query).get("export_token", [])
+    return tokens[0] if tokens else None
+
+
+def redact_url(url: str) -> str:
+    """Hide the export token of a URL, for logs and error messages."""
+    return _EXPORT_TOKEN_RE.sub(r"\1***", url)
+
+
+def redact_text(text: str, secrets: tuple[str | None, ...] = ()) -> str:
+    """Hide export tokens and the given secret values in free text (e.g. a library's error)."""
+    text = redact_url(text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

@@ -1,0 +1,67 @@
+"""Exceptions raised by the FollowAnalytics provider.
+
+All of them derive from :class:`FollowAnalyticsError`, itself an ``AirflowException``, so
+a task fails with the message below and DAG authors can catch the whole family at once.
+Messages name what failed, the HTTP status and the server's own message; they never
+contain a password, an auth token or an export token.
+"""
+
+from __future__ import annotations
+
+from airflow.exceptions import AirflowException
+
+
+class FollowAnalyticsError(AirflowException):
+    """Base class of every error raised by this provider."""
+
+
+class FollowAnalyticsConfigError(FollowAnalyticsError, ValueError):
+    """A connection, argument or callback URL is invalid; nothing was sent."""
+
+
+class FollowAnalyticsAPIError(FollowAnalyticsError):
+    """The API answered with an error status or an unreadable / unsuccessful envelope.
+
+    :param message: the full, human-readable message.
+    :param http_status: the HTTP status the server answered (``None`` when no answer came).
+    :param server_message: the ``message`` / ``error_message`` the server sent, if any.
+    """
+
+    def __init__(self, message: str, *, http_status: int | None = None, server_message: str | None = None):
+        super().__init__(message)
+        self.http_status = http_status
+        self.server_message = server_message
+
+
+class FollowAnalyticsAuthError(FollowAnalyticsAPIError):
+    """Logging in failed (wrong e-mail or password, or a login request the API rejects)."""
+
+
+class FollowAnalyticsRetryableError(FollowAnalyticsAPIError):
+    """A transient failure (network error, timeout, 429 or 5xx) that may succeed later.
+
+    :param retry_after: seconds the server asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        server_message: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, http_status=http_status, server_message=server_message)
+        self.retry_after = retry_after
+
+
+class FollowAnalyticsExportExpiredError(FollowAnalyticsAPIError):
+    """The callback URL answered 400: its export token is missing, invalid or expired."""
+
+
+class FollowAnalyticsExportNotReadyError(FollowAnalyticsAPIError):
+    """The callback URL answered 202: the export file is not generated yet."""
+
+
+class FollowAnalyticsDownloadError(FollowAnalyticsAPIError):
+    """The export download broke off or does not match its announced size."""
