@@ -24,11 +24,14 @@ class DagRunResult:
 def _register_dag_on_airflow3(dag: Any) -> None:
     # dag.test() on Airflow 3 needs the DAG serialized in the DB; a DAG built inside a test
     # is not in the dags folder, so write it the way the DAG processor would.
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
     from airflow.utils.session import create_session
 
     with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+        session.flush()
         update_dag_parsing_results_in_db(
             "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
         )
