@@ -70,3 +70,13 @@ def lineage_uri_object(uri: str) -> Any:
     from airflow.datasets import Dataset
 
     return Dataset(uri)
+
+
+# Appended for sensors/export_ready.py: a failure that task retries cannot fix (a dead export
+# link) and a sensor timeout (not retried either). Airflow 3 deprecates the airflow.exceptions path.
+if AIRFLOW_V_3:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+else:  # Airflow 2.10 / 2.11
+    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout  # type: ignore
+
+__all__ += ["AirflowFailException", "AirflowSensorTimeout"]

@@ -1,0 +1,252 @@
+"""ExportReadyTrigger: wait for a FollowAnalytics export in the triggerer, not on a worker.
+
+The trigger polls the export's callback URL from Airflow's triggerer, an asyncio event loop
+shared by thousands of triggers, so it never blocks: HTTP goes through aiohttp (one session
+for the trigger's whole life), the connection is looked up asynchronously, and it sleeps with
+``asyncio.sleep``. It fires exactly one small event and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_followanalytics._api import backoff_delay
+from airflow_provider_followanalytics._urls import export_token_of, redact_text, redact_url
+from airflow_provider_followanalytics.exceptions import (
+    FollowAnalyticsAuthError,
+    FollowAnalyticsConfigError,
+    FollowAnalyticsError,
+    FollowAnalyticsExportExpiredError,
+    FollowAnalyticsRetryableError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+
+#: Consecutive failed polls (network errors, timeouts, 429, 5xx) tolerated before giving up.
+#: With the backoff below that is about 1+2+4+8 = 15 poll intervals (jittered down to half) of
+#: unbroken outage: long enough to ride out a deploy or a rate-limit burst, short enough that a
+#: real outage fails the task (and its retries take over) instead of waiting silently until timeout.
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
+#: Longest single backoff wait, unless the poll interval itself is longer.
+MAX_BACKOFF_SECONDS = 600.0
+#: Event messages are cut to this length so that an event stays well under 1 KiB.
+MAX_MESSAGE_CHARS = 400
+
+STATUS_READY = "ready"
+STATUS_ERROR = "error"
+STATUS_TIMEOUT = "timeout"
+EVENT_STATUSES = (STATUS_READY, STATUS_ERROR, STATUS_TIMEOUT)
+
+#: Why an ``error`` event was sent (the event's ``reason``).
+REASON_EXPIRED = "expired"  # HTTP 400: the link is missing, invalid or expired; retrying cannot help
+REASON_AUTH = "auth"  # the login was refused
+REASON_UNAVAILABLE = "unavailable"  # the failure budget ran out on transient errors
+REASON_CONFIG = "config"  # bad connection or callback URL (e.g. another host): nothing was sent
+REASON_API = "api"  # any other unexpected answer of the API
+REASON_INTERNAL = "internal"  # an unexpected exception
+
+
+class ExportReadyTrigger(BaseTrigger):
+    """Poll a FollowAnalytics callback URL until the export is ready, from the triggerer.
+
+    Each poll is one ``GET`` of the callback URL (plus one login per trigger run, and one
+    re-login if the token expires):
+
+    * ``202``: not ready; sleep ``poll_interval`` (never past ``deadline``) and poll again;
+    * ``200``: ready; the response is closed unread, however large the file;
+    * ``400``: the link is missing, invalid or expired; an ``error`` event at once;
+    * ``429`` / ``5xx`` / network errors: back off exponentially from ``poll_interval`` with
+      jitter (at least the server's ``Retry-After``), and send an ``error`` event after
+      ``max_consecutive_failures`` failures in a row; any successful poll resets the count;
+    * ``401``: the hook logs in again once and replays the poll; a refused login is an ``error``;
+    * ``deadline`` reached: a ``timeout`` event.
+
+    The event payload is small: ``{"status": "ready" | "error" | "timeout", "callback_url":
+    ..., "message": ...}``, plus ``"reason"`` on errors (``expired``, ``auth``,
+    ``unavailable``, ``api``, ``internal``). Messages never contain the export token.
+
+    Usually created by :class:`~airflow_provider_followanalytics.sensors.export_ready.ExportReadySensor`
+    with ``deferrable=True``; you rarely build it yourself:
+
+    .. code-block:: python
+
+        self.defer(
+            trigger=ExportReadyTrigger(callback_url=url, poll_interval=30, deadline=time.time() + 3600),
+            method_name="execute_complete",
+        )
+
+    :param callback_url: the export's callback URL (it must be on the connection's host).
+    :param followanalytics_conn_id: the Airflow connection of the account that started the export.
+    :param poll_interval: seconds between two polls of a pending export.
+    :param deadline: absolute wall-clock time (seconds since the epoch) at which to stop
+        waiting with a ``timeout`` event; ``None`` waits until the export is ready or fails.
+        Absolute so that a trigger rebuilt after a triggerer restart keeps the same deadline.
+    :param max_consecutive_failures: failed polls in a row (transient errors) before an ``error`` event.
+    """
+
+    def __init__(
+        self,
+        callback_url: str,
+        followanalytics_conn_id: str = "followanalytics_default",
+        poll_interval: float = 60.0,
+        deadline: float | None = None,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    ) -> None:
+        super().__init__()
+        if not isinstance(poll_interval, (int, float)) or isinstance(poll_interval, bool) or poll_interval <= 0:
+            raise FollowAnalyticsConfigError(f"poll_interval={poll_interval!r} must be a number of seconds > 0.")
+        if deadline is not None and (not isinstance(deadline, (int, float)) or isinstance(deadline, bool)):
+            raise FollowAnalyticsConfigError(
+                f"deadline={deadline!r} must be an absolute time in seconds since the epoch, or None."
+            )
+        if (
+            not isinstance(max_consecutive_failures, int)
+            or isinstance(max_consecutive_failures, bool)
+            or max_consecutive_failures < 1
+        ):
+            raise FollowAnalyticsConfigError(
+                f"max_consecutive_failures={max_consecutive_failures!r} must be an integer >= 1."
+            )
+        self.callback_url = callback_url
+        self.followanalytics_conn_id = followanalytics_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = None if deadline is None else float(deadline)
+        self.max_consecutive_failures = max_consecutive_failures
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and JSON-only kwargs that rebuild this trigger (no auth token)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "callback_url": self.callback_url,
+                "followanalytics_conn_id": self.followanalytics_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "max_consecutive_failures": self.max_consecutive_failures,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until ready, failed or past the deadline; yield one event.
+
+        The hook (and its aiohttp session) is closed before the event is yielded, and also
+        when the triggerer cancels the trigger mid-wait.
+        """
+        payload = await self._wait()
+        yield TriggerEvent(payload)
+
+    def _event(self, status: str, message: str, reason: str | None = None) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "status": status,
+            "callback_url": self.callback_url,
+            "message": _clip(redact_url(message)),
+        }
+        if reason is not None:
+            event["reason"] = reason
+        return event
+
+    def _remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.time()
+
+    async def _wait(self) -> dict[str, Any]:
+        from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+
+        shown = redact_url(str(self.callback_url))
+        hook = FollowAnalyticsHook(self.followanalytics_conn_id)
+        try:
+            self.log.info("Waiting for the FollowAnalytics export at %s", shown)
+            return await self._poll_until_done(hook, shown)
+        except Exception as exc:  # never let the trigger die silently: report it as an event
+            secrets = (export_token_of(str(self.callback_url)), await _password_of(hook))
+            reason = redact_text(f"{type(exc).__name__}: {exc}", secrets)
+            # The redacted text only: a raw traceback could quote the export token.
+            self.log.error("ExportReadyTrigger failed unexpectedly for %s: %s", shown, reason)
+            return self._event(
+                STATUS_ERROR, f"Unexpected error while waiting for the export: {reason}", REASON_INTERNAL
+            )
+        finally:
+            await hook.aclose()
+
+    async def _poll_until_done(self, hook: FollowAnalyticsHook, shown: str) -> dict[str, Any]:
+        failures = 0
+        polls = 0
+        while True:
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                return self._timeout_event(polls)
+            polls += 1
+            try:
+                # A slow answer must not carry the wait past the deadline either.
+                status = await asyncio.wait_for(hook.aget_export_status(self.callback_url), timeout=remaining)
+            except asyncio.TimeoutError:
+                if remaining is None:
+                    raise  # not our deadline (the hook turns its own timeouts into RetryableError)
+                return self._timeout_event(polls)
+            except FollowAnalyticsExportExpiredError as exc:
+                return self._event(STATUS_ERROR, str(exc), REASON_EXPIRED)
+            except FollowAnalyticsAuthError as exc:
+                return self._event(STATUS_ERROR, str(exc), REASON_AUTH)
+            except FollowAnalyticsRetryableError as exc:
+                failures += 1
+                if failures >= self.max_consecutive_failures:
+                    return self._event(
+                        STATUS_ERROR,
+                        f"Gave up after {failures} consecutive failed polls; last: {exc}",
+                        REASON_UNAVAILABLE,
+                    )
+                delay = self._backoff(failures, exc.retry_after)
+                self.log.warning(
+                    "Polling %s failed (%d/%d in a row): %s; next poll in %.2fs",
+                    shown,
+                    failures,
+                    self.max_consecutive_failures,
+                    exc,
+                    delay,
+                )
+            except FollowAnalyticsConfigError as exc:  # refused before any request
+                return self._event(STATUS_ERROR, str(exc), REASON_CONFIG)
+            except FollowAnalyticsError as exc:  # an unexpected answer (e.g. HTTP 404): not transient
+                return self._event(STATUS_ERROR, str(exc), REASON_API)
+            else:
+                failures = 0
+                if status == "ready":
+                    self.log.info("FollowAnalytics export at %s is ready after %d poll(s)", shown, polls)
+                    return self._event(STATUS_READY, f"The export is ready (after {polls} poll(s)).")
+                delay = self.poll_interval
+            remaining = self._remaining()
+            await asyncio.sleep(delay if remaining is None else max(0.0, min(delay, remaining)))
+
+    def _backoff(self, failures: int, retry_after: float | None) -> float:
+        # Grow from the poll interval (a failing server is never polled faster than a healthy
+        # one is, give or take jitter) and never come back before the server's Retry-After.
+        cap = max(self.poll_interval, MAX_BACKOFF_SECONDS)
+        delay = backoff_delay(failures - 1, self.poll_interval, cap)
+        return delay if retry_after is None else max(delay, retry_after)
+
+    def _timeout_event(self, polls: int) -> dict[str, Any]:
+        return self._event(
+            STATUS_TIMEOUT,
+            f"The export was not ready by the deadline ({polls} poll(s) made).",
+        )
+
+
+async def _password_of(hook: FollowAnalyticsHook) -> str | None:
+    # For redacting an unexpected error's text; the connection may itself be what failed.
+    try:
+        return (await hook.aget_settings()).password
+    except Exception:
+        return None
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+__all__ = ["DEFAULT_MAX_CONSECUTIVE_FAILURES", "EVENT_STATUSES", "ExportReadyTrigger"]
