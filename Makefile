@@ -60,7 +60,7 @@ install-check: install | $(UV)
 	$(PY) .ci/install_check.py --uv $(UV)
 
 demo: install
-	$(PY) -m example_dags.demo
+	$(PY) scripts/demo.py
 
 bench: install
 	$(PY) -m benchmarks.run
