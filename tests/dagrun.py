@@ -71,7 +71,23 @@ def collect(dag: Any, dagrun: Any) -> DagRunResult:
         )
         xcoms = {row.task_id: _xcom_value(row) for row in rows}
         state = dagrun.state.value if hasattr(dagrun.state, "value") else str(dagrun.state)
+    _assert_no_secret_in_xcoms(xcoms)
     return DagRunResult(state=state, task_states=states, xcoms=xcoms)
+
+
+def _assert_no_secret_in_xcoms(xcoms: dict[str, Any]) -> None:
+    """Only a callback URL may carry an export token; nothing may carry another secret."""
+    import json
+
+    from tests.secrets_guard import current_secrets
+
+    for task_id, value in xcoms.items():
+        is_callback_url = isinstance(value, str) and "/download_url?export_token=" in value
+        text = json.dumps(value, default=str)
+        for name, secret in current_secrets().items():
+            if name.startswith("export token") and is_callback_url:
+                continue
+            assert secret not in text, f"Secrets guard: {name} in the XCom of task {task_id}"
 
 
 def _xcom_value(row: Any) -> Any:
