@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 
 #: Consecutive failed polls (network errors, timeouts, 429, 5xx) tolerated before giving up.
-#: With the backoff below that is about 1+2+4+8 = 15 poll intervals (jittered down to half) of
-#: unbroken outage: long enough to ride out a deploy or a rate-limit burst, short enough that a
-#: real outage fails the task (and its retries take over) instead of waiting silently until timeout.
+#: With the backoff below (2, 4, 8, 16 poll intervals, jittered down to half) that is 15 to 30 poll
+#: intervals of unbroken outage: long enough to ride out a deploy or a rate-limit burst, short
+#: enough that a real outage fails the task (and its retries take over) instead of waiting
+#: silently until the timeout.
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 #: Longest single backoff wait, unless the poll interval itself is longer.
 MAX_BACKOFF_SECONDS = 600.0
@@ -62,15 +63,16 @@ class ExportReadyTrigger(BaseTrigger):
     * ``202``: not ready; sleep ``poll_interval`` (never past ``deadline``) and poll again;
     * ``200``: ready; the response is closed unread, however large the file;
     * ``400``: the link is missing, invalid or expired; an ``error`` event at once;
-    * ``429`` / ``5xx`` / network errors: back off exponentially from ``poll_interval`` with
-      jitter (at least the server's ``Retry-After``), and send an ``error`` event after
-      ``max_consecutive_failures`` failures in a row; any successful poll resets the count;
+    * ``429`` / ``5xx`` / network errors: back off exponentially (``poll_interval * 2**n``
+      with jitter; never sooner than ``poll_interval`` nor than the server's ``Retry-After``),
+      and send an ``error`` event after ``max_consecutive_failures`` failures in a row; any
+      successful poll resets the count;
     * ``401``: the hook logs in again once and replays the poll; a refused login is an ``error``;
     * ``deadline`` reached: a ``timeout`` event.
 
     The event payload is small: ``{"status": "ready" | "error" | "timeout", "callback_url":
     ..., "message": ...}``, plus ``"reason"`` on errors (``expired``, ``auth``,
-    ``unavailable``, ``api``, ``internal``). Messages never contain the export token.
+    ``unavailable``, ``config``, ``api``, ``internal``). Messages never contain the export token.
 
     Usually created by :class:`~airflow_provider_followanalytics.sensors.export_ready.ExportReadySensor`
     with ``deferrable=True``; you rarely build it yourself:
@@ -224,10 +226,10 @@ class ExportReadyTrigger(BaseTrigger):
             await asyncio.sleep(delay if remaining is None else max(0.0, min(delay, remaining)))
 
     def _backoff(self, failures: int, retry_after: float | None) -> float:
-        # Grow from the poll interval (a failing server is never polled faster than a healthy
-        # one is, give or take jitter) and never come back before the server's Retry-After.
+        # poll_interval * 2**failures with jitter in [50%, 100%]: a failing server is never polled
+        # sooner than a healthy one, and never before the Retry-After it asked for.
         cap = max(self.poll_interval, MAX_BACKOFF_SECONDS)
-        delay = backoff_delay(failures - 1, self.poll_interval, cap)
+        delay = max(self.poll_interval, backoff_delay(failures, self.poll_interval, cap))
         return delay if retry_after is None else max(delay, retry_after)
 
     def _timeout_event(self, polls: int) -> dict[str, Any]:

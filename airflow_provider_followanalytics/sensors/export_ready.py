@@ -1,0 +1,297 @@
+"""ExportReadySensor: wait until a FollowAnalytics export can be downloaded.
+
+An export started with ``skip_email=True`` answers with a callback URL. Calling that URL
+answers 202 while the file is being generated, 200 (with the file as body) once it is ready,
+and 400 when the link is missing, invalid or expired. This sensor waits for the 200 without
+reading the file, and returns the callback URL for the transfer operator downstream.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_followanalytics._compat import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    conf,
+)
+from airflow_provider_followanalytics._urls import redact_url
+from airflow_provider_followanalytics.exceptions import (
+    FollowAnalyticsAPIError,
+    FollowAnalyticsAuthError,
+    FollowAnalyticsConfigError,
+    FollowAnalyticsError,
+    FollowAnalyticsExportExpiredError,
+    FollowAnalyticsRetryableError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context  # type hints only (Airflow 2 has the same mapping type)
+
+    from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+
+#: Default ``timeout``: a daily export that is not ready within a day will not be by the next run.
+DEFAULT_TIMEOUT = 24 * 60 * 60.0
+# Same value as triggers.export_ready.DEFAULT_MAX_CONSECUTIVE_FAILURES (a test keeps them equal);
+# not imported from there so that parsing a DAG file does not load the trigger machinery.
+_DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
+# Airflow's own deferral timeout is only a safety net (e.g. no triggerer running): the trigger's
+# deadline fires first and gives the clearer message.
+_DEFER_TIMEOUT_GRACE = 60.0
+
+
+class ExportLinkExpiredError(FollowAnalyticsExportExpiredError, AirflowFailException):
+    """The callback URL answered 400: the export link is missing, invalid or expired.
+
+    Raised as an ``AirflowFailException`` so the sensor fails without task retries: the same
+    link will never become valid again. Start the export again (clear the upstream export task)
+    to get a fresh link. Still a :class:`FollowAnalyticsExportExpiredError` for ``except`` clauses.
+    """
+
+
+class ExportReadySensor(BaseSensorOperator):
+    """Wait until a FollowAnalytics export is ready, and return its callback URL.
+
+    Each check is one ``GET`` of the callback URL: ``202`` means not ready yet, ``200`` means
+    ready (the response is closed unread, however large the file), ``400`` means the link is
+    missing, invalid or expired, and fails the task at once, without task retries (retrying
+    the same link cannot help; clear the export task to get a new one). The callback URL must
+    be on the connection's host (https, or http on loopback): anything else is refused before
+    any request, so the account's token never leaves for another host.
+
+    **Two ways to wait**
+
+    * ``deferrable=True`` (recommended for anything longer than a few minutes): the sensor
+      checks once on the worker, then hands the wait to :class:`ExportReadyTrigger
+      <airflow_provider_followanalytics.triggers.export_ready.ExportReadyTrigger>` in the
+      triggerer and frees its worker slot. While deferred it costs no worker and no pool slot,
+      only a few KiB in the triggerer's event loop; the task resumes on a worker for a moment
+      when the trigger fires. Needs a running ``airflow triggerer``.
+    * ``deferrable=False`` (poke mode): the sensor holds a worker slot for the whole wait and
+      checks every ``poke_interval`` seconds (``mode="reschedule"`` frees the slot between checks
+      at the cost of a scheduler round trip and a task start per check).
+
+    **Transient failures** (network errors, timeouts, 429 and 5xx) do not fail the wait:
+    in poke mode each check already retries inside the hook (connection extras
+    ``max_retries`` / ``retry_delay``); in deferrable mode the trigger backs off exponentially
+    from the poll interval with jitter, never sooner than the server's ``Retry-After``. In both
+    modes the task fails after ``max_consecutive_failures`` failed checks in a row (a
+    successful check resets the count), so that an outage ends in a failure that task retries
+    can pick up instead of a silent wait until ``timeout``.
+
+    **Timeout**: after ``timeout`` seconds without a ready export the task fails (no task
+    retries, as for every Airflow sensor), or is skipped with ``soft_fail=True``. With
+    ``soft_fail=True`` every failure of the wait (dead link, outage, refused login) skips the
+    task, in both modes.
+
+    .. code-block:: python
+
+        start = FollowAnalyticsSegmentDevicesExportOperator(task_id="start_export", segment_id="FASEGMT_abcd12")
+        ready = ExportReadySensor(
+            task_id="wait_for_export",
+            callback_url=start.output,  # the callback URL the export operator returned
+            deferrable=True,
+            poke_interval=60,  # seconds between checks (also the trigger's, unless poll_interval is set)
+            timeout=6 * 60 * 60,
+        )
+        # ready.output is the callback URL again, for FollowAnalyticsToS3Operator(callback_url=ready.output, ...)
+
+    :param callback_url: the callback URL of the export (templated; usually ``start.output``).
+    :param followanalytics_conn_id: the connection of the account that started the export (templated).
+    :param deferrable: wait in the triggerer instead of on a worker. Default: the Airflow
+        setting ``[operators] default_deferrable`` (False unless set).
+    :param poke_interval: seconds between two checks in poke mode.
+    :param timeout: seconds to wait for the export before failing (default 24 hours).
+    :param poll_interval: seconds between two checks in deferrable mode (default: ``poke_interval``).
+    :param max_consecutive_failures: failed checks in a row (network errors, timeouts, 429, 5xx)
+        tolerated before the task fails (default 5). In deferrable mode the trigger counts afresh
+        after the check made before deferring; with ``mode="reschedule"`` every check starts a new
+        process, so the count never builds up and the wait goes on until ``timeout``.
+    :param soft_fail: skip the task instead of failing it when the wait fails or times out.
+    :return: the callback URL (pushed as the ``return_value`` XCom) once the export is ready.
+    """
+
+    template_fields: Sequence[str] = ("callback_url", "followanalytics_conn_id")
+    ui_color = "#d8ecf9"
+
+    def __init__(
+        self,
+        *,
+        callback_url: str,
+        followanalytics_conn_id: str = "followanalytics_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: timedelta | float = 60,
+        timeout: timedelta | float | None = DEFAULT_TIMEOUT,
+        poll_interval: float | None = None,
+        max_consecutive_failures: int = _DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.callback_url = callback_url
+        self.followanalytics_conn_id = followanalytics_conn_id
+        self.deferrable = deferrable
+        effective_poll = self.poke_interval if poll_interval is None else poll_interval
+        if not isinstance(effective_poll, (int, float)) or isinstance(effective_poll, bool) or effective_poll < 0:
+            raise FollowAnalyticsConfigError(f"poll_interval={poll_interval!r} must be a number of seconds > 0.")
+        if deferrable and effective_poll == 0:
+            raise FollowAnalyticsConfigError(
+                "A deferrable ExportReadySensor needs poll_interval (or poke_interval) > 0, "
+                "or the trigger would poll the API without pause."
+            )
+        self.poll_interval = float(effective_poll)
+        if (
+            not isinstance(max_consecutive_failures, int)
+            or isinstance(max_consecutive_failures, bool)
+            or max_consecutive_failures < 1
+        ):
+            raise FollowAnalyticsConfigError(
+                f"max_consecutive_failures={max_consecutive_failures!r} must be an integer >= 1."
+            )
+        self.max_consecutive_failures = max_consecutive_failures
+        self._consecutive_failures = 0
+
+    @cached_property
+    def hook(self) -> FollowAnalyticsHook:
+        """The hook of ``followanalytics_conn_id`` (one login for all checks of this task run)."""
+        from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+
+        return FollowAnalyticsHook(self.followanalytics_conn_id)
+
+    def execute(self, context: Context) -> str:
+        """Wait for the export and return its callback URL (see the class docstring)."""
+        # Refuse a callback URL on another host before anything is sent; masks its token in logs.
+        url = self.hook.check_callback_url(self.callback_url)
+        if not self.deferrable:
+            self.log.info("Waiting for the FollowAnalytics export at %s (poke mode)", redact_url(url))
+            try:
+                super().execute(context)
+            except FollowAnalyticsError as exc:
+                self._skip_if_soft_fail(exc)
+                raise
+            return url
+
+        deadline = time.time() + self.timeout
+        if self._check_before_deferring():
+            return url
+        from airflow_provider_followanalytics.triggers.export_ready import ExportReadyTrigger
+
+        self.log.info(
+            "Export at %s not ready; deferring to the triggerer (poll every %ss, timeout %ss)",
+            redact_url(url),
+            self.poll_interval,
+            self.timeout,
+        )
+        self.defer(
+            trigger=ExportReadyTrigger(
+                callback_url=url,
+                followanalytics_conn_id=self.followanalytics_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                max_consecutive_failures=self.max_consecutive_failures,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + max(_DEFER_TIMEOUT_GRACE, 2 * self.poll_interval)),
+        )
+        raise AssertionError("unreachable: defer() raises")  # pragma: no cover
+
+    def poke(self, context: Context) -> bool:
+        """Check the export once (poke mode); True when it is ready."""
+        return self._check()
+
+    def _check(self) -> bool:
+        try:
+            status = self.hook.get_export_status(self.callback_url)
+        except FollowAnalyticsExportExpiredError as exc:
+            raise _no_retry(exc) from None
+        except FollowAnalyticsRetryableError as exc:
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= self.max_consecutive_failures:
+                raise FollowAnalyticsRetryableError(
+                    f"Gave up after {self._consecutive_failures} consecutive failed checks; last: {exc}",
+                    http_status=exc.http_status,
+                    server_message=exc.server_message,
+                ) from None
+            self.log.warning(
+                "Export check failed (%d/%d in a row), checking again in %ss: %s",
+                self._consecutive_failures,
+                self.max_consecutive_failures,
+                self.poke_interval,
+                exc,
+            )
+            return False
+        self._consecutive_failures = 0
+        if status == "ready":
+            self.log.info("The FollowAnalytics export is ready")
+            return True
+        self.log.info("The FollowAnalytics export is not ready yet (HTTP 202)")
+        return False
+
+    def _check_before_deferring(self) -> bool:
+        # One check on the worker: an export that is already ready (or dead) needs no triggerer.
+        # A transient failure only counts against the budget, as in the trigger.
+        try:
+            return self._check()
+        except FollowAnalyticsError as exc:
+            self._skip_if_soft_fail(exc)
+            raise
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the trigger fired: return the callback URL, or fail with the event's message.
+
+        :param event: the trigger's payload, ``{"status": "ready" | "error" | "timeout",
+            "callback_url": ..., "message": ..., "reason": ...}``.
+        """
+        if not isinstance(event, dict):
+            raise FollowAnalyticsError(
+                f"ExportReadySensor resumed with an event of type {type(event).__name__}; expected the "
+                "dict that ExportReadyTrigger sends. Treating it as a failure."
+            )
+        status = event.get("status")
+        message = redact_url(str(event.get("message") or "no message"))
+        if status == "ready":
+            callback_url = event.get("callback_url") or self.callback_url
+            url = self.hook.check_callback_url(callback_url)  # masks the token in this process too
+            self.log.info("The FollowAnalytics export at %s is ready: %s", redact_url(url), message)
+            return url
+        if status == "timeout":
+            text = f"ExportReadySensor timed out after {self.timeout}s: {message}"
+            if self.soft_fail:
+                raise AirflowSkipException(text)
+            raise AirflowSensorTimeout(text)
+        if status == "error":
+            raise _error_for_reason(event.get("reason"), f"Waiting for the FollowAnalytics export failed: {message}")
+        raise FollowAnalyticsError(
+            f"ExportReadySensor resumed with an event whose status is {status!r}; expected 'ready', "
+            "'error' or 'timeout'. Treating it as a failure."
+        )
+
+    def _skip_if_soft_fail(self, exc: Exception) -> None:
+        if self.soft_fail:
+            raise AirflowSkipException(f"Skipping (soft_fail=True): {exc}") from exc
+
+
+def _no_retry(exc: FollowAnalyticsExportExpiredError) -> ExportLinkExpiredError:
+    return ExportLinkExpiredError(str(exc), http_status=exc.http_status, server_message=exc.server_message)
+
+
+def _error_for_reason(reason: object, message: str) -> FollowAnalyticsError:
+    # The same exception types as poke mode raises, so both modes fail (and retry) alike.
+    if reason == "expired":
+        return ExportLinkExpiredError(message, http_status=400)
+    if reason == "unavailable":
+        return FollowAnalyticsRetryableError(message)
+    if reason == "auth":
+        return FollowAnalyticsAuthError(message)
+    if reason == "config":
+        return FollowAnalyticsConfigError(message)
+    return FollowAnalyticsAPIError(message)
+
+
+__all__ = ["ExportLinkExpiredError", "ExportReadySensor"]
