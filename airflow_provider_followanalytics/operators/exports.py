@@ -1,0 +1,702 @@
+"""Operators that start FollowAnalytics data exports.
+
+Each operator asks the API to generate one export file and returns (XCom ``return_value``)
+the export's callback URL, which :class:`~airflow_provider_followanalytics.sensors.export_ready.ExportReadySensor`
+waits on and the transfer operators download. With ``skip_email=False`` the file is e-mailed to
+the account instead and the operator returns the API's confirmation sentence.
+
+:class:`FollowAnalyticsExportOperator` calls any export endpoint; one subclass per documented
+export type builds the path and query for you:
+
+========================================================  ==============================================
+operator                                                  export
+========================================================  ==============================================
+:class:`FollowAnalyticsSegmentDevicesExportOperator`      devices (and their users) in a segment
+:class:`FollowAnalyticsAppDevicesExportOperator`          devices of an app
+:class:`FollowAnalyticsAppEventsExportOperator`           raw events of an app
+:class:`FollowAnalyticsPerformanceExportOperator`         downloads, engagement and crashes of apps
+:class:`FollowAnalyticsUserMetricsExportOperator`         user analytics metrics of an app
+:class:`FollowAnalyticsEventAnalysisExportOperator`       top events of an app
+:class:`FollowAnalyticsEventContextExportOperator`        context of one event of an app
+========================================================  ==============================================
+
+Every argument is templated. Arguments are checked when the DAG file is parsed (for values
+that are not templates) and again after rendering, before any request: a wrong value fails the
+task with a message that names it, and nothing is sent.
+
+Periods (``period_start``/``period_end``, sent as ``sd``/``ed``) are whole days: both must be
+at exactly midnight UTC. ``"{{ data_interval_start }}"`` / ``"{{ data_interval_end }}"`` of a
+daily UTC schedule fit. Note that Airflow 3 turns ``schedule="@daily"`` into a
+``CronTriggerTimetable`` whose data interval is empty (start = end), which the operators refuse;
+use ``schedule=CronDataIntervalTimetable("@daily", timezone="UTC")`` (same meaning on Airflow 2
+and 3) or set ``[scheduler] create_cron_data_intervals = True``.
+
+Fair use: FollowAnalytics asks that each export API be called at most once a day. These
+operators log a warning when their DAG is scheduled more often (they do not fail). Prefer a
+daily schedule with delta parameters (``updated_since``, ``since_date``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_followanalytics._compat import BaseOperator
+from airflow_provider_followanalytics._urls import redact_url
+from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+from airflow_provider_followanalytics.operators._params import (
+    ArgumentReader,
+    DateLike,
+    ExportRequest,
+    ListLike,
+    sub_daily_schedule,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from airflow.sdk import Context  # type hints only (Airflow 2 has the same mapping type)
+
+__all__ = [
+    "FollowAnalyticsAppDevicesExportOperator",
+    "FollowAnalyticsAppEventsExportOperator",
+    "FollowAnalyticsEventAnalysisExportOperator",
+    "FollowAnalyticsEventContextExportOperator",
+    "FollowAnalyticsExportOperator",
+    "FollowAnalyticsPerformanceExportOperator",
+    "FollowAnalyticsSegmentDevicesExportOperator",
+    "FollowAnalyticsUserMetricsExportOperator",
+]
+
+DEFAULT_CONN_ID = "followanalytics_default"
+_COMMON_FIELDS = ("endpoint", "file_format", "skip_email", "followanalytics_conn_id")
+_APP = "FAAPPLI_123456789"
+_SEGMENT = "FASEGMT_abcd12"
+
+
+def _query(**values: Any) -> dict[str, str]:
+    """Query parameters as text, without the ones not given."""
+    return {key: str(value) for key, value in values.items() if value is not None}
+
+
+class FollowAnalyticsExportOperator(BaseOperator):
+    """Start any FollowAnalytics export and return its callback URL.
+
+    Use it for an export endpoint that has no dedicated operator below; it logs in with the
+    connection, calls ``GET <endpoint>.<file_format>`` with ``query_params`` and
+    ``skip_email``, and returns what the API answered.
+
+    .. code-block:: python
+
+        start = FollowAnalyticsExportOperator(
+            task_id="start_export",
+            endpoint="/api/apps/FAAPPLI_123456789/devices_export",
+            query_params={"fields": ["device_id", "current_user_id"], "updated_since": "{{ data_interval_start }}"},
+        )
+
+    :param endpoint: export path without format suffix, starting with ``/``, e.g.
+        ``"/api/performance_export"`` (no ``?``, ``#``, spaces or ``..``). Templated.
+    :param query_params: query parameters (named so because ``params`` belongs to Airflow's
+        DAG Params). Lists are sent as comma lists, booleans as ``true``/``false``, ``None``
+        values are left out; ``skip_email`` has its own argument. Templated.
+    :param file_format: ``"csv"`` (UTF-8, default) or ``"xls"``; sent as the path suffix. Templated.
+    :param skip_email: ``True`` (default) to get a callback URL to download from; ``False``
+        to have FollowAnalytics e-mail the file to the account. Templated.
+    :param followanalytics_conn_id: the FollowAnalytics connection. Templated.
+    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    """
+
+    template_fields: Sequence[str] = (
+        "endpoint",
+        "query_params",
+        "file_format",
+        "skip_email",
+        "followanalytics_conn_id",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"query_params": "json"}
+    ui_color = "#e8f1fb"
+    #: What the export is, for logs.
+    export_title: ClassVar[str] = "custom"
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        query_params: Mapping[str, Any] | None = None,
+        file_format: str = "csv",
+        skip_email: bool = True,
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.endpoint = endpoint
+        self.query_params = query_params
+        self.file_format = file_format
+        self.skip_email = skip_email
+        self.followanalytics_conn_id = followanalytics_conn_id
+        # Fail at DAG parse for literal mistakes. Subclasses set their own arguments after this
+        # call and check them at the end of their __init__, hence the non-virtual call here.
+        literals = ArgumentReader(self, literal_only=True)
+        self._delivery(literals)
+        FollowAnalyticsExportOperator._build_request(self, literals)
+
+    def _build_request(self, args: ArgumentReader) -> ExportRequest:
+        """Check the arguments and build the request (overridden by each export type)."""
+        return ExportRequest(args.endpoint(), args.query_params())
+
+    @staticmethod
+    def _delivery(args: ArgumentReader) -> tuple[str, bool, str]:
+        """Check ``file_format``, ``skip_email`` and the connection id."""
+        return args.file_format(), args.flag("skip_email"), args.conn_id()
+
+    def execute(self, context: Context) -> str:
+        """Start the export (see the class docstring); return the callback URL or the e-mail message."""
+        args = ArgumentReader(self)  # everything is rendered now: check it all before any request
+        request = self._build_request(args)
+        file_format, skip_email, conn_id = self._delivery(args)
+        self._warn_if_scheduled_more_than_daily()
+        self.log.info(
+            "Starting FollowAnalytics %s export (%s): GET %s.%s, skip_email=%s",
+            self.export_title,
+            request.describe(),
+            request.endpoint,
+            file_format,
+            str(skip_email).lower(),
+        )
+        hook = FollowAnalyticsHook(conn_id)
+        try:
+            result = hook.start_export(request.endpoint, request.query, file_format=file_format, skip_email=skip_email)
+        finally:
+            hook.close()
+        if skip_email:
+            self.log.info("FollowAnalytics is generating the file; callback URL: %s", redact_url(result))
+        else:
+            self.log.info("FollowAnalytics will e-mail the file: %s", result)
+        return result
+
+    def _warn_if_scheduled_more_than_daily(self) -> None:
+        """Log one warning when the DAG's schedule breaks the API's once-a-day fair-use rule."""
+        dag = self.dag if self.has_dag() else None
+        try:
+            schedule = sub_daily_schedule(getattr(dag, "timetable", None))
+        except Exception as exc:  # an unusual custom timetable must never fail the export
+            self.log.debug("Could not tell how often DAG runs are scheduled: %s", exc)
+            return
+        if schedule is not None:
+            self.log.warning(
+                "Fair use: DAG %r is scheduled %s, more often than daily, but FollowAnalytics asks "
+                "to call each export API at most once a day. Schedule export DAGs @daily (or less "
+                "often) and export deltas with updated_since / since_date.",
+                getattr(dag, "dag_id", "?"),
+                schedule,
+            )
+
+
+class FollowAnalyticsSegmentDevicesExportOperator(FollowAnalyticsExportOperator):
+    """Export the devices of a segment (with their user ids and other fields), as CSV or XLS.
+
+    Calls ``/segments/{segment_id}/devices_export`` (the path as documented, without the
+    ``/api`` prefix of the other exports; pass ``endpoint`` to change it). Run it daily with
+    ``updated_since`` set to the start of the data interval to move only the devices that changed.
+
+    .. code-block:: python
+
+        start = FollowAnalyticsSegmentDevicesExportOperator(
+            task_id="segment_devices",
+            segment_id="FASEGMT_abcd12",
+            fields=["current_user_id"],
+            updated_since="{{ data_interval_start }}",
+        )
+
+    :param segment_id: segment identifier, e.g. ``"FASEGMT_abcd12"``. Percent-encoded in the path;
+        whitespace, ``/``, ``..``, ``?``, ``#``, ``%``, ``,`` and control characters are refused.
+    :param fields: device fields to export (list or comma string), e.g. ``["current_user_id"]``;
+        all fields when not given.
+    :param updated_since: only devices updated since this moment: datetime (naive = UTC), date
+        (midnight UTC), ISO 8601 string or epoch seconds; sent as ISO 8601 in UTC.
+    :param endpoint: path template with a ``{segment_id}`` placeholder (default
+        ``"/segments/{segment_id}/devices_export"``, e.g. ``"/api/segments/{segment_id}/devices_export"``).
+    :param file_format: ``"csv"`` (default) or ``"xls"``.
+    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
+    :param followanalytics_conn_id: the FollowAnalytics connection.
+    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    """
+
+    template_fields: Sequence[str] = ("segment_id", "fields", "updated_since", *_COMMON_FIELDS)
+    default_endpoint: ClassVar[str] = "/segments/{segment_id}/devices_export"
+    export_title = "segment devices"
+
+    def __init__(
+        self,
+        *,
+        segment_id: str,
+        fields: ListLike | None = None,
+        updated_since: DateLike | None = None,
+        endpoint: str | None = None,
+        file_format: str = "csv",
+        skip_email: bool = True,
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            endpoint=self.default_endpoint if endpoint is None else endpoint,
+            file_format=file_format,
+            skip_email=skip_email,
+            followanalytics_conn_id=followanalytics_conn_id,
+            **kwargs,
+        )
+        self.segment_id = segment_id
+        self.fields = fields
+        self.updated_since = updated_since
+        self._build_request(ArgumentReader(self, literal_only=True))
+
+    def _build_request(self, args: ArgumentReader) -> ExportRequest:
+        segment = args.identifier("segment_id", _SEGMENT)
+        query = _query(
+            fields=args.comma_list("fields", example="current_user_id"),
+            updated_since=args.iso_datetime("updated_since"),
+        )
+        return ExportRequest(args.endpoint(self.default_endpoint, segment_id=segment), query, f"segment {segment!r}")
+
+
+class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
+    """Export the devices of an app (one row per device, with its user id and fields).
+
+    Calls ``/api/apps/{app_identifier}/devices_export``. Filters are optional and combine;
+    ``updated_since`` makes a daily delta export.
+
+    .. code-block:: python
+
+        start = FollowAnalyticsAppDevicesExportOperator(
+            task_id="app_devices",
+            app_identifier="FAAPPLI_123456789",
+            fields="device_id,current_user_id",
+            segment_ids=["FASEGMT_abcd12"],
+            updated_since="{{ data_interval_start }}",
+        )
+
+    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"`` (percent-encoded in the path;
+        whitespace, ``/``, ``..``, ``?``, ``#``, ``%``, ``,`` and control characters are refused).
+    :param fields: device fields to export (list or comma string); all fields when not given.
+    :param current_user_ids: only devices whose current user id is in this list.
+    :param device_ids: only these devices.
+    :param segment_ids: only devices in these segments (segment identifiers).
+    :param updated_since: only devices updated since this moment (datetime, date, ISO 8601 or
+        epoch seconds; sent as ISO 8601 in UTC).
+    :param endpoint: path template with an ``{app_identifier}`` placeholder
+        (default ``"/api/apps/{app_identifier}/devices_export"``).
+    :param file_format: ``"csv"`` (default) or ``"xls"``.
+    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
+    :param followanalytics_conn_id: the FollowAnalytics connection.
+    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+
+    List arguments take a list/tuple or a comma string and are sent as ``a,b`` (an empty list
+    leaves the filter out).
+    """
+
+    template_fields: Sequence[str] = (
+        "app_identifier",
+        "fields",
+        "current_user_ids",
+        "device_ids",
+        "segment_ids",
+        "updated_since",
+        *_COMMON_FIELDS,
+    )
+    default_endpoint: ClassVar[str] = "/api/apps/{app_identifier}/devices_export"
+    export_title = "app devices"
+
+    def __init__(
+        self,
+        *,
+        app_identifier: str,
+        fields: ListLike | None = None,
+        current_user_ids: ListLike | None = None,
+        device_ids: ListLike | None = None,
+        segment_ids: ListLike | None = None,
+        updated_since: DateLike | None = None,
+        endpoint: str | None = None,
+        file_format: str = "csv",
+        skip_email: bool = True,
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            endpoint=self.default_endpoint if endpoint is None else endpoint,
+            file_format=file_format,
+            skip_email=skip_email,
+            followanalytics_conn_id=followanalytics_conn_id,
+            **kwargs,
+        )
+        self.app_identifier = app_identifier
+        self.fields = fields
+        self.current_user_ids = current_user_ids
+        self.device_ids = device_ids
+        self.segment_ids = segment_ids
+        self.updated_since = updated_since
+        self._build_request(ArgumentReader(self, literal_only=True))
+
+    def _build_request(self, args: ArgumentReader) -> ExportRequest:
+        app = args.identifier("app_identifier", _APP)
+        query = _query(
+            fields=args.comma_list("fields", example="device_id"),
+            current_user_ids=args.comma_list("current_user_ids", allow_spaces=True, example="user-42"),
+            device_ids=args.comma_list("device_ids", example="device-1"),
+            segment_ids=args.comma_list("segment_ids", identifiers=True, example=_SEGMENT),
+            updated_since=args.iso_datetime("updated_since"),
+        )
+        return ExportRequest(args.endpoint(self.default_endpoint, app_identifier=app), query, f"app {app!r}")
+
+
+class FollowAnalyticsAppEventsExportOperator(FollowAnalyticsExportOperator):
+    """Export the raw events of an app (one row per event), optionally for a time window.
+
+    Calls ``/api/apps/{app_identifier}/events_export``. For a daily delta, pass the data
+    interval as ``since_date`` / ``until_date``.
+
+    .. code-block:: python
+
+        start = FollowAnalyticsAppEventsExportOperator(
+            task_id="app_events",
+            app_identifier="FAAPPLI_123456789",
+            since_date="{{ data_interval_start }}",
+            until_date="{{ data_interval_end }}",
+        )
+
+    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"`` (percent-encoded in the path).
+    :param fields: event fields to export (list or comma string); all fields when not given.
+    :param since_date: first moment of the window (datetime, date, ISO 8601 or epoch seconds;
+        sent as ISO 8601 in UTC).
+    :param until_date: last moment of the window (same forms); must not be before ``since_date``.
+    :param device_ids: only events of these devices.
+    :param user_ids: only events of these users.
+    :param session_ids: only events of these sessions.
+    :param endpoint: path template with an ``{app_identifier}`` placeholder
+        (default ``"/api/apps/{app_identifier}/events_export"``).
+    :param file_format: ``"csv"`` (default) or ``"xls"``.
+    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
+    :param followanalytics_conn_id: the FollowAnalytics connection.
+    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    """
+
+    template_fields: Sequence[str] = (
+        "app_identifier",
+        "fields",
+        "since_date",
+        "until_date",
+        "device_ids",
+        "user_ids",
+        "session_ids",
+        *_COMMON_FIELDS,
+    )
+    default_endpoint: ClassVar[str] = "/api/apps/{app_identifier}/events_export"
+    export_title = "app events"
+
+    def __init__(
+        self,
+        *,
+        app_identifier: str,
+        fields: ListLike | None = None,
+        since_date: DateLike | None = None,
+        until_date: DateLike | None = None,
+        device_ids: ListLike | None = None,
+        user_ids: ListLike | None = None,
+        session_ids: ListLike | None = None,
+        endpoint: str | None = None,
+        file_format: str = "csv",
+        skip_email: bool = True,
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            endpoint=self.default_endpoint if endpoint is None else endpoint,
+            file_format=file_format,
+            skip_email=skip_email,
+            followanalytics_conn_id=followanalytics_conn_id,
+            **kwargs,
+        )
+        self.app_identifier = app_identifier
+        self.fields = fields
+        self.since_date = since_date
+        self.until_date = until_date
+        self.device_ids = device_ids
+        self.user_ids = user_ids
+        self.session_ids = session_ids
+        self._build_request(ArgumentReader(self, literal_only=True))
+
+    def _build_request(self, args: ArgumentReader) -> ExportRequest:
+        app = args.identifier("app_identifier", _APP)
+        since, until = args.iso_window("since_date", "until_date")
+        query = _query(
+            fields=args.comma_list("fields", example="event_name"),
+            since_date=since,
+            until_date=until,
+            device_ids=args.comma_list("device_ids", example="device-1"),
+            user_ids=args.comma_list("user_ids", allow_spaces=True, example="user-42"),
+            session_ids=args.comma_list("session_ids", example="session-1"),
+        )
+        return ExportRequest(args.endpoint(self.default_endpoint, app_identifier=app), query, f"app {app!r}")
+
+
+class _PeriodExportOperator(FollowAnalyticsExportOperator):
+    """Shared parts of the exports over whole UTC days (``sd``/``ed``)."""
+
+    period_required: ClassVar[bool] = True
+
+    def _period(self, args: ArgumentReader) -> dict[str, str]:
+        sd, ed = args.period(required=self.period_required)
+        return _query(sd=sd, ed=ed)
+
+
+class FollowAnalyticsPerformanceExportOperator(_PeriodExportOperator):
+    """Export performance figures (downloads, engagement, crashes) of one or more apps over whole days.
+
+    Calls ``/api/performance_export`` with ``apps``, ``sd`` and ``ed``.
+
+    .. code-block:: python
+
+        start = FollowAnalyticsPerformanceExportOperator(
+            task_id="performance",
+            app_identifiers=["FAAPPLI_123456789", "FAAPPLI_987654321"],
+            period_start="{{ data_interval_start }}",
+            period_end="{{ data_interval_end }}",
+        )
+
+    :param app_identifiers: apps to include (list or comma string, at least one), sent as ``apps``.
+    :param period_start: first day of the period, at exactly midnight UTC: a date, a datetime
+        (naive = UTC), an ISO 8601 string (``"2024-01-01"``, ``"{{ data_interval_start }}"``) or
+        epoch seconds; sent as ``sd`` (epoch seconds).
+    :param period_end: end of the period, after ``period_start``, same forms; sent as ``ed``.
+    :param endpoint: export path (default ``"/api/performance_export"``).
+    :param file_format: ``"csv"`` (default) or ``"xls"``.
+    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
+    :param followanalytics_conn_id: the FollowAnalytics connection.
+    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    """
+
+    template_fields: Sequence[str] = ("app_identifiers", "period_start", "period_end", *_COMMON_FIELDS)
+    default_endpoint: ClassVar[str] = "/api/performance_export"
+    export_title = "performance"
+
+    def __init__(
+        self,
+        *,
+        app_identifiers: ListLike,
+        period_start: DateLike,
+        period_end: DateLike,
+        endpoint: str | None = None,
+        file_format: str = "csv",
+        skip_email: bool = True,
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            endpoint=self.default_endpoint if endpoint is None else endpoint,
+            file_format=file_format,
+            skip_email=skip_email,
+            followanalytics_conn_id=followanalytics_conn_id,
+            **kwargs,
+        )
+        self.app_identifiers = app_identifiers
+        self.period_start = period_start
+        self.period_end = period_end
+        self._build_request(ArgumentReader(self, literal_only=True))
+
+    def _build_request(self, args: ArgumentReader) -> ExportRequest:
+        apps = args.comma_list("app_identifiers", required=True, identifiers=True, example=_APP)
+        query = {**_query(apps=apps), **self._period(args)}
+        return ExportRequest(args.endpoint(self.default_endpoint), query, f"apps {apps}")
+
+
+class FollowAnalyticsUserMetricsExportOperator(_PeriodExportOperator):
+    """Export the user analytics metrics (high-level stats) of an app over whole days.
+
+    Calls ``/api/apps/{app_identifier}/analytics/download_metrics`` with ``sd`` and ``ed``.
+    The API documentation's parameter table for this endpoint also lists a required ``apps``
+    (comma list of app identifiers) while its example URL omits it; the operator therefore also
+    sends ``apps=<app_identifier>``, the same app as in the path, which satisfies either reading.
+
+    .. code-block:: python
+
+        start = FollowAnalyticsUserMetricsExportOperator(
+            task_id="user_metrics",
+            app_identifier="FAAPPLI_123456789",
+            period_start="{{ data_interval_start }}",
+            period_end="{{ data_interval_end }}",
+        )
+
+    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"`` (percent-encoded in the path).
+    :param period_start: first day of the period, at exactly midnight UTC: a date, a datetime
+        (naive = UTC), an ISO 8601 string (``"2024-01-01"``, ``"{{ data_interval_start }}"``) or
+        epoch seconds; sent as ``sd`` (epoch seconds).
+    :param period_end: end of the period, after ``period_start``, same forms; sent as ``ed``.
+    :param endpoint: path template with an ``{app_identifier}`` placeholder
+        (default ``"/api/apps/{app_identifier}/analytics/download_metrics"``).
+    :param file_format: ``"csv"`` (default) or ``"xls"``.
+    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
+    :param followanalytics_conn_id: the FollowAnalytics connection.
+    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    """
+
+    template_fields: Sequence[str] = ("app_identifier", "period_start", "period_end", *_COMMON_FIELDS)
+    default_endpoint: ClassVar[str] = "/api/apps/{app_identifier}/analytics/download_metrics"
+    export_title = "user metrics"
+
+    def __init__(
+        self,
+        *,
+        app_identifier: str,
+        period_start: DateLike,
+        period_end: DateLike,
+        endpoint: str | None = None,
+        file_format: str = "csv",
+        skip_email: bool = True,
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            endpoint=self.default_endpoint if endpoint is None else endpoint,
+            file_format=file_format,
+            skip_email=skip_email,
+            followanalytics_conn_id=followanalytics_conn_id,
+            **kwargs,
+        )
+        self.app_identifier = app_identifier
+        self.period_start = period_start
+        self.period_end = period_end
+        self._build_request(ArgumentReader(self, literal_only=True))
+
+    def _build_request(self, args: ArgumentReader) -> ExportRequest:
+        app = args.identifier("app_identifier", _APP)
+        query = {**_query(apps=app), **self._period(args)}
+        return ExportRequest(args.endpoint(self.default_endpoint, app_identifier=app), query, f"app {app!r}")
+
+
+class FollowAnalyticsEventAnalysisExportOperator(_PeriodExportOperator):
+    """Export the top events of an app, over whole days or the API's default (the last 6 days).
+
+    Calls ``/api/events_export`` with ``app`` and, when a period is given, ``sd`` and ``ed``
+    (both or neither).
+
+    .. code-block:: python
+
+        start = FollowAnalyticsEventAnalysisExportOperator(
+            task_id="top_events",
+            app_identifier="FAAPPLI_123456789",
+            period_start="{{ data_interval_start }}",
+            period_end="{{ data_interval_end }}",
+        )
+
+    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"``, sent as ``app``.
+    :param period_start: first day of the period, at exactly midnight UTC: a date, a datetime
+        (naive = UTC), an ISO 8601 string (``"2024-01-01"``, ``"{{ data_interval_start }}"``) or
+        epoch seconds; sent as ``sd`` (epoch seconds). Give both ``period_start`` and
+        ``period_end``, or neither.
+    :param period_end: end of the period, after ``period_start``, same forms; sent as ``ed``.
+    :param endpoint: export path (default ``"/api/events_export"``).
+    :param file_format: ``"csv"`` (default) or ``"xls"``.
+    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
+    :param followanalytics_conn_id: the FollowAnalytics connection.
+    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    """
+
+    template_fields: Sequence[str] = ("app_identifier", "period_start", "period_end", *_COMMON_FIELDS)
+    default_endpoint: ClassVar[str] = "/api/events_export"
+    export_title = "event analysis"
+    period_required = False
+
+    def __init__(
+        self,
+        *,
+        app_identifier: str,
+        period_start: DateLike | None = None,
+        period_end: DateLike | None = None,
+        endpoint: str | None = None,
+        file_format: str = "csv",
+        skip_email: bool = True,
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            endpoint=self.default_endpoint if endpoint is None else endpoint,
+            file_format=file_format,
+            skip_email=skip_email,
+            followanalytics_conn_id=followanalytics_conn_id,
+            **kwargs,
+        )
+        self.app_identifier = app_identifier
+        self.period_start = period_start
+        self.period_end = period_end
+        self._build_request(ArgumentReader(self, literal_only=True))
+
+    def _build_request(self, args: ArgumentReader) -> ExportRequest:
+        app = args.identifier("app_identifier", _APP)
+        query = {**_query(app=app), **self._period(args)}
+        return ExportRequest(args.endpoint(self.default_endpoint), query, f"app {app!r}")
+
+
+class FollowAnalyticsEventContextExportOperator(_PeriodExportOperator):
+    """Export the context of one event of an app (what surrounds it), over whole days or the API's default.
+
+    Calls ``/api/event_details_export`` with ``app``, ``event_id`` and, when a period is given,
+    ``sd`` and ``ed`` (both or neither; without them the API uses its own default window).
+
+    .. code-block:: python
+
+        start = FollowAnalyticsEventContextExportOperator(
+            task_id="event_context",
+            app_identifier="FAAPPLI_123456789",
+            event_id=42,
+            period_start="2024-01-01",
+            period_end="2024-02-01",
+        )
+
+    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"``, sent as ``app``.
+    :param event_id: the event's integer id (``42`` or ``"42"``).
+    :param period_start: first day of the period, at exactly midnight UTC: a date, a datetime
+        (naive = UTC), an ISO 8601 string (``"2024-01-01"``, ``"{{ data_interval_start }}"``) or
+        epoch seconds; sent as ``sd`` (epoch seconds). Give both ``period_start`` and
+        ``period_end``, or neither.
+    :param period_end: end of the period, after ``period_start``, same forms; sent as ``ed``.
+    :param endpoint: export path (default ``"/api/event_details_export"``).
+    :param file_format: ``"csv"`` (default) or ``"xls"``.
+    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
+    :param followanalytics_conn_id: the FollowAnalytics connection.
+    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    """
+
+    template_fields: Sequence[str] = ("app_identifier", "event_id", "period_start", "period_end", *_COMMON_FIELDS)
+    default_endpoint: ClassVar[str] = "/api/event_details_export"
+    export_title = "event context"
+    period_required = False
+
+    def __init__(
+        self,
+        *,
+        app_identifier: str,
+        event_id: int | str,
+        period_start: DateLike | None = None,
+        period_end: DateLike | None = None,
+        endpoint: str | None = None,
+        file_format: str = "csv",
+        skip_email: bool = True,
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            endpoint=self.default_endpoint if endpoint is None else endpoint,
+            file_format=file_format,
+            skip_email=skip_email,
+            followanalytics_conn_id=followanalytics_conn_id,
+            **kwargs,
+        )
+        self.app_identifier = app_identifier
+        self.event_id = event_id
+        self.period_start = period_start
+        self.period_end = period_end
+        self._build_request(ArgumentReader(self, literal_only=True))
+
+    def _build_request(self, args: ArgumentReader) -> ExportRequest:
+        app = args.identifier("app_identifier", _APP)
+        event_id = args.positive_integer("event_id")
+        query = {**_query(app=app, event_id=event_id), **self._period(args)}
+        return ExportRequest(args.endpoint(self.default_endpoint), query, f"app {app!r}, event {event_id}")
