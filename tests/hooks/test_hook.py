@@ -53,7 +53,7 @@ def test_login_sends_json_and_reuses_one_token(hook: FollowAnalyticsHook, emulat
 
 
 def test_login_wrong_password_fails_once_with_server_message(
-    set_connection, emulator: FollowAnalyticsEmulator, caplog: pytest.LogCaptureFixture
+    set_connection, emulator: FollowAnalyticsEmulator, task_log: pytest.LogCaptureFixture
 ) -> None:
     set_connection("fa_wrong", conn_type="followanalytics", login=EMAIL, password="not-the-pw-123", host=emulator.url)
     hook = FollowAnalyticsHook("fa_wrong", retry_delay=0.01)
@@ -61,7 +61,7 @@ def test_login_wrong_password_fails_once_with_server_message(
         hook.run("GET", "/api/data_exporters")
     assert "HTTP 401" in str(err.value)
     assert "Invalid email or password" in str(err.value)
-    assert "not-the-pw-123" not in str(err.value) + caplog.text
+    assert "not-the-pw-123" not in str(err.value) + task_log.text
     assert len(emulator.requests_for("login")) == 1  # never retried in a loop
     assert emulator.requests_for("data_exporters") == []
 
@@ -341,9 +341,9 @@ def test_errors_are_airflow_exceptions() -> None:
 
 
 def test_secrets_never_reach_logs_or_errors(
-    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator, caplog: pytest.LogCaptureFixture
+    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator, task_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    task_log.set_level(logging.DEBUG)
     emulator.token_max_uses = 1
     emulator.add_fault("data_exporters", kind="status", status=503, count=1)
     hook.run("GET", "/api/data_exporters")
@@ -354,7 +354,8 @@ def test_secrets_never_reach_logs_or_errors(
         hook.download_export(url, io.BytesIO(), max_attempts=1)
     token = url.split("export_token=")[1]
     keys = [entity[k] for entity in emulator.user["entities"] for k in ("qa_api_key", "prod_api_key")]
-    text = caplog.text + str(err.value)
+    assert "retry 1/3" in task_log.text  # the hook's own log lines were captured
+    text = task_log.text + str(err.value)
     for secret in [PASSWORD, token, *emulator.issued_tokens, *keys]:
         assert secret not in text
 
