@@ -20,10 +20,11 @@ from __future__ import annotations
 import pendulum
 
 try:  # Airflow 3
-    from airflow.sdk import DAG, Param
+    from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 except ImportError:  # Airflow 2.10 / 2.11
     from airflow import DAG
     from airflow.models.param import Param
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_followanalytics.operators.exports import FollowAnalyticsSegmentDevicesExportOperator
 from airflow_provider_followanalytics.sensors.export_ready import ExportReadySensor
@@ -32,7 +33,9 @@ from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import Fol
 with DAG(
     dag_id="followanalytics_segment_devices_to_s3",
     description="Daily delta of a FollowAnalytics segment's devices into S3",
-    schedule="@daily",  # fair use: each export API at most once a day
+    # Fair use: each export API at most once a day. A data-interval timetable makes
+    # data_interval_start..end cover the previous day (Airflow 3's plain "@daily" has an empty interval).
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
