@@ -85,10 +85,13 @@ def s3_client(s3_url: str) -> Any:
 
 
 def main() -> int:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
     from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator, expected_export_sha256
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     started = time.monotonic()
     DEMO.mkdir(exist_ok=True)
     (DEMO / "airflow").mkdir(exist_ok=True)
