@@ -128,6 +128,7 @@ class FollowAnalyticsHook(BaseHook):
         self._settings: ConnectionSettings | None = None
         self._token: str | None = None
         self._token_lock = threading.Lock()
+        self._session_lock = threading.Lock()
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
         self.login_count = 0
@@ -201,18 +202,19 @@ class FollowAnalyticsHook(BaseHook):
     # ------------------------------------------------------------------ sync HTTP
     def get_session(self) -> requests.Session:
         """The hook's ``requests`` session (connection pooling; credentials are not stored in it)."""
-        if self._session is None:
-            import requests
-            from requests.adapters import HTTPAdapter
+        with self._session_lock:  # one session (one connection pool) per hook, even across threads
+            if self._session is None:
+                import requests
+                from requests.adapters import HTTPAdapter
 
-            _redact_urllib3_logs()
-            session = requests.Session()
-            session.trust_env = False  # no proxy / .netrc credentials picked up behind the user's back
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            self._session = session
-        return self._session
+                _redact_urllib3_logs()
+                session = requests.Session()
+                session.trust_env = False  # no proxy / .netrc credentials picked up behind the user's back
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                self._session = session
+            return self._session
 
     def close(self) -> None:
         """Close the sync session (the async one is closed by :meth:`aclose`)."""
