@@ -58,6 +58,22 @@ USER_AGENT = f"airflow-provider-followanalytics/{__version__}"
 DOWNLOAD_CHUNK_SIZE = 1 << 20
 
 
+def _keep_headers(request: Any) -> Any:
+    """A no-op ``requests`` auth: the hook sets ``Authorization`` itself."""
+    return request
+
+
+def env_proxy_for(url: str) -> str | None:
+    """The ``HTTPS_PROXY`` / ``HTTP_PROXY`` that applies to ``url`` (honouring ``NO_PROXY``), if any."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass_environment(parts.hostname or ""):  # type: ignore[attr-defined]
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
+
+
 class _RedactExportTokens(logging.Filter):
     """urllib3 logs request URLs at DEBUG level; hide export tokens in them."""
 
@@ -131,6 +147,7 @@ class FollowAnalyticsHook(BaseHook):
         self._session_lock = threading.Lock()
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
+        self._async_proxy: str | None = None  # callback URLs share the base URL's origin
         self.login_count = 0
 
     # ------------------------------------------------------------------ connection form (Airflow 2)
@@ -209,7 +226,9 @@ class FollowAnalyticsHook(BaseHook):
 
                 _redact_urllib3_logs()
                 session = requests.Session()
-                session.trust_env = False  # no proxy / .netrc credentials picked up behind the user's back
+                # Keep trust_env for proxies and CA bundles, but a truthy session.auth stops requests
+                # from replacing our Authorization header with ~/.netrc credentials.
+                session.auth = _keep_headers
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
@@ -537,6 +556,9 @@ class FollowAnalyticsHook(BaseHook):
         if self._async_session is None or self._async_session.closed:
             import aiohttp
 
+            # trust_env=False: no ~/.netrc lookup (a thread hop per request, and it would clash with
+            # our Authorization header); the environment's proxy is applied explicitly instead.
+            self._async_proxy = env_proxy_for((await self.aget_settings()).base_url)
             self._async_session = aiohttp.ClientSession(
                 headers={"User-Agent": USER_AGENT},
                 connector=aiohttp.TCPConnector(limit=4, enable_cleanup_closed=True),
@@ -566,6 +588,7 @@ class FollowAnalyticsHook(BaseHook):
         try:
             async with session.post(
                 f"{settings.base_url}/api/login",
+                proxy=self._async_proxy,
                 json={"email": settings.email, "password": settings.password},
                 headers=self._headers(None, has_body=True),
                 timeout=self._aiohttp_timeout(settings),
@@ -617,6 +640,7 @@ class FollowAnalyticsHook(BaseHook):
             try:
                 async with session.get(
                     url,
+                    proxy=self._async_proxy,
                     headers=self._headers(token),
                     timeout=self._aiohttp_timeout(settings),
                     allow_redirects=False,

@@ -394,3 +394,24 @@ async def test_async_status_relogs_in_on_401_and_raises_expired_on_400(emulator:
         assert err.value.retry_after == 7
     finally:
         await hook.aclose()
+
+
+def test_environment_proxy_applies_to_the_api_but_never_netrc(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from airflow_provider_followanalytics.hooks.followanalytics import env_proxy_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert env_proxy_for("https://api.follow-apps.com") == "http://proxy.internal:3128"
+    assert env_proxy_for("http://127.0.0.1:8080") is None
+
+
+def test_netrc_credentials_never_replace_the_token(
+    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    hook.run("GET", "/api/data_exporters")
+    (call,) = emulator.requests_for("data_exporters")
+    assert call.headers["authorization"] == f"Token {emulator.issued_tokens[0]}"
