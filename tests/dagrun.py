@@ -43,6 +43,7 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
         _register_dag_on_airflow3(dag)
         dagrun = dag.test(logical_date=logical_date, **kwargs)
     else:
+        dag.sync_to_db()  # Airflow 2's dag.test() does not register datasets, so outlet events would drop
         dagrun = dag.test(execution_date=logical_date, **kwargs)
     return collect(dag, dagrun)
 
