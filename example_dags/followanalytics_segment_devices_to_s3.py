@@ -8,8 +8,9 @@ The main pattern of this provider, one run a day:
    fair-use policy asks). With `skip_email=True` (the default) the API answers a callback URL.
 2. **wait_for_export** waits for the file in the triggerer (`deferrable=True`): no worker slot
    is held while FollowAnalytics generates it.
-3. **upload_to_s3** streams the file into `s3://<bucket>/<prefix>/segment-devices/<ds>.csv` in
-   bounded memory. `replace=True` makes a rerun of the same day overwrite its own file.
+3. **upload_to_s3** streams the file into `s3://<bucket>/<prefix>/segment-devices/<day>.csv` in
+   bounded memory, named after the day the data covers (the data interval's start, the same in
+   scheduled and manual runs). `replace=True` makes a rerun of the same day overwrite its own file.
 
 Set up the `followanalytics_default` connection (account e-mail as login, password) and
 `aws_default`; pick the segment and bucket with the DAG's params (Trigger DAG w/ config).
@@ -66,7 +67,7 @@ with DAG(
         task_id="upload_to_s3",
         callback_url=wait_for_export.output,
         s3_bucket="{{ params.s3_bucket }}",
-        s3_key="{{ params.s3_prefix }}/segment-devices/{{ ds }}.csv",
+        s3_key="{{ params.s3_prefix }}/segment-devices/{{ data_interval_start | ds }}.csv",
         replace=True,
     )
 

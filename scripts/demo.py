@@ -26,7 +26,8 @@ DEMO = ROOT / ".demo"
 DAG_ID = "followanalytics_segment_devices_to_s3"
 LOGICAL_DATE = "2024-06-02"
 BUCKET = "demo-data-lake"
-KEY = f"followanalytics/segment-devices/{LOGICAL_DATE}.csv"  # the DAG's default s3_prefix
+DATA_DAY = "2024-06-01"  # the data interval of the 2024-06-02 run: the day before
+KEY = f"followanalytics/segment-devices/{DATA_DAY}.csv"  # the DAG's default s3_prefix
 EMAIL, PASSWORD = "demo@example.com", "demo-password"
 EXPORT_SIZE = 2 * 1024 * 1024 + 321
 
