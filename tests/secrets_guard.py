@@ -50,7 +50,7 @@ def find_leaks(texts: dict[str, str], secrets: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _record_emulators(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _record_emulators(monkeypatch: pytest.MonkeyPatch) -> None:
     original = FollowAnalyticsEmulator.start
 
     def start(self: FollowAnalyticsEmulator) -> FollowAnalyticsEmulator:
@@ -58,7 +58,6 @@ def _record_emulators(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return original(self)
 
     monkeypatch.setattr(FollowAnalyticsEmulator, "start", start)
-    yield
 
 
 @pytest.hookimpl(hookwrapper=True)
