@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from airflow_provider_followanalytics import CONN_TYPE
 from airflow_provider_followanalytics._compat import mask_secret
-from airflow_provider_followanalytics._urls import normalize_base_url
+from airflow_provider_followanalytics._urls import normalize_base_url, redact_url
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAPIError,
     FollowAnalyticsAuthError,
@@ -173,17 +173,18 @@ def is_retryable_status(status: int) -> bool:
 
 
 def error_message_from_body(body: Any) -> str | None:
-    """Pull the server's message out of either documented error shape."""
+    """Pull the server's message out of either documented error shape (export tokens hidden)."""
     if isinstance(body, dict):
         for key in ("error_message", "message", "error"):
             value = body.get(key)
             if isinstance(value, str) and value.strip():
-                return value.strip()
+                return redact_url(value.strip())
     return None
 
 
 def _describe_body(text: str) -> str:
-    snippet = " ".join(text.split())[:120]
+    # Error pages may quote the URL they failed on: hide its export token before quoting it.
+    snippet = redact_url(" ".join(text.split()))[:120]
     return f"a non-JSON body ({snippet!r})" if snippet else "an empty body"
 
 
@@ -267,6 +268,29 @@ def auth_token_from_login(result: Any) -> str:
     mask_secret(token)
     _mask_user_secrets(result.get("user"))
     return token
+
+
+def token_from_login_response(
+    status: int, content_type: str, text: str, email: str, retry_after: float | None = None
+) -> str:
+    """Read the auth token out of a ``POST /api/login`` answer (sync and async paths alike).
+
+    A 429/5xx stays a :class:`FollowAnalyticsRetryableError` (with the server's ``Retry-After``);
+    any other error becomes a :class:`FollowAnalyticsAuthError` naming the account, never the password.
+    """
+    try:
+        result = unwrap_envelope(status, content_type, text, "login")
+    except FollowAnalyticsRetryableError as exc:
+        exc.retry_after = retry_after
+        raise
+    except FollowAnalyticsAPIError as exc:
+        raise FollowAnalyticsAuthError(
+            f"FollowAnalytics login as {email!r} failed: HTTP {exc.http_status}: "
+            f"{exc.server_message or 'no message'}. Check the connection's e-mail and password.",
+            http_status=exc.http_status,
+            server_message=exc.server_message,
+        ) from None
+    return auth_token_from_login(result)
 
 
 def validate_endpoint(endpoint: object) -> str:

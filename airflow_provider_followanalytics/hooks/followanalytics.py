@@ -22,12 +22,12 @@ from airflow_provider_followanalytics import CONN_TYPE, __version__
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
     ConnectionSettings,
-    auth_token_from_login,
     backoff_delay,
     is_retryable_status,
     parse_retry_after,
     raise_for_callback,
     settings_from_connection,
+    token_from_login_response,
     unwrap_envelope,
     validate_endpoint,
 )
@@ -266,20 +266,12 @@ class FollowAnalyticsHook(BaseHook):
             text = response.text
         finally:
             response.close()
-        try:
-            result = unwrap_envelope(response.status_code, response.headers.get("Content-Type", ""), text, "login")
-        except FollowAnalyticsRetryableError:
-            raise
-        except FollowAnalyticsAPIError as exc:
-            raise FollowAnalyticsAuthError(
-                f"FollowAnalytics login as {settings.email!r} failed: HTTP {exc.http_status}: "
-                f"{exc.server_message or 'no message'}. Check the connection's e-mail and password.",
-                http_status=exc.http_status,
-                server_message=exc.server_message,
-            ) from None
+        token = token_from_login_response(
+            response.status_code, response.headers.get("Content-Type", ""), text, settings.email
+        )
         self.login_count += 1
         self.log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
-        return auth_token_from_login(result)
+        return token
 
     def _send(
         self,
@@ -602,20 +594,9 @@ class FollowAnalyticsHook(BaseHook):
             raise FollowAnalyticsRetryableError(
                 f"FollowAnalytics login failed: {type(exc).__name__}: {redact_text(str(exc), self._secrets())}"
             ) from None
-        try:
-            result = unwrap_envelope(status, content_type, text, "login")
-        except FollowAnalyticsRetryableError as exc:
-            exc.retry_after = retry_after
-            raise
-        except FollowAnalyticsAPIError as exc:
-            raise FollowAnalyticsAuthError(
-                f"FollowAnalytics login as {settings.email!r} failed: HTTP {exc.http_status}: "
-                f"{exc.server_message or 'no message'}. Check the connection's e-mail and password.",
-                http_status=exc.http_status,
-                server_message=exc.server_message,
-            ) from None
+        self._token = token_from_login_response(status, content_type, text, settings.email, retry_after)
         self.login_count += 1
-        self._token = auth_token_from_login(result)
+        self.log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
         return self._token
 
     async def aget_export_status(self, callback_url: str) -> str:
