@@ -13,6 +13,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_followanalytics._api import validate_failure_budget
 from airflow_provider_followanalytics._compat import (
     AirflowFailException,
     AirflowSensorTimeout,
@@ -146,14 +147,7 @@ class ExportReadySensor(BaseSensorOperator):
                 "or the trigger would poll the API without pause."
             )
         self.poll_interval = float(effective_poll)
-        if (
-            not isinstance(max_consecutive_failures, int)
-            or isinstance(max_consecutive_failures, bool)
-            or max_consecutive_failures < 1
-        ):
-            raise FollowAnalyticsConfigError(
-                f"max_consecutive_failures={max_consecutive_failures!r} must be an integer >= 1."
-            )
+        validate_failure_budget(max_consecutive_failures)
         self.max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
 

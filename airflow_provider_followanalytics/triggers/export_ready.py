@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_followanalytics._api import backoff_delay
+from airflow_provider_followanalytics._api import backoff_delay, validate_failure_budget
 from airflow_provider_followanalytics._urls import export_token_of, redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAuthError,
@@ -108,14 +108,7 @@ class ExportReadyTrigger(BaseTrigger):
             raise FollowAnalyticsConfigError(
                 f"deadline={deadline!r} must be an absolute time in seconds since the epoch, or None."
             )
-        if (
-            not isinstance(max_consecutive_failures, int)
-            or isinstance(max_consecutive_failures, bool)
-            or max_consecutive_failures < 1
-        ):
-            raise FollowAnalyticsConfigError(
-                f"max_consecutive_failures={max_consecutive_failures!r} must be an integer >= 1."
-            )
+        validate_failure_budget(max_consecutive_failures)
         self.callback_url = callback_url
         self.followanalytics_conn_id = followanalytics_conn_id
         self.poll_interval = float(poll_interval)
