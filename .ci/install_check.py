@@ -30,8 +30,12 @@ TARGETS = {
 }
 DAG_IMPORT_CHECK = """
 import sys
-from airflow.models.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+try:  # Airflow 3
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(dag_folder=sys.argv[1])
+except ImportError:  # Airflow 2
+    from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
 assert not bag.import_errors, bag.import_errors
 assert bag.dags, "no DAG found"
 print(f"{len(bag.dags)} example DAGs import: " + ", ".join(sorted(bag.dags)))
@@ -109,7 +113,7 @@ def check_target(uv: str, name: str, wheel: Path, workdir: Path) -> None:
     if any((ROOT / "example_dags").glob("*.py")):
         # The example DAGs are not in the wheel: import them from the repo, with the wheel's package.
         dags = run([python, "-c", DAG_IMPORT_CHECK, str(ROOT / "example_dags")], env={**env, "PYTHONPATH": ""})
-        print(f"[{name}] {dags.stdout.strip()}")
+        print(f"[{name}] {dags.stdout.strip().splitlines()[-1]}")
 
     run([airflow, "db", "migrate"], env=env)
     emulator = subprocess.Popen(
