@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from airflow_provider_followanalytics import CONN_TYPE
 from airflow_provider_followanalytics._compat import mask_secret
-from airflow_provider_followanalytics._urls import normalize_base_url, redact_url
+from airflow_provider_followanalytics._urls import normalize_base_url, redact_text
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAPIError,
     FollowAnalyticsAuthError,
@@ -172,37 +172,45 @@ def is_retryable_status(status: int) -> bool:
     return status == 429 or 500 <= status <= 599
 
 
-def error_message_from_body(body: Any) -> str | None:
-    """Pull the server's message out of either documented error shape (export tokens hidden)."""
+Secrets = tuple[str | None, ...]
+
+
+def error_message_from_body(body: Any, secrets: Secrets = ()) -> str | None:
+    """Pull the server's message out of either documented error shape.
+
+    A server may echo what it received: export tokens and the given ``secrets`` (password,
+    auth tokens) are hidden before the message is quoted anywhere.
+    """
     if isinstance(body, dict):
         for key in ("error_message", "message", "error"):
             value = body.get(key)
             if isinstance(value, str) and value.strip():
-                return redact_url(value.strip())
+                return redact_text(value.strip(), secrets)
     return None
 
 
-def _describe_body(text: str) -> str:
-    # Error pages may quote the URL they failed on: hide its export token before quoting it.
-    snippet = redact_url(" ".join(text.split()))[:120]
+def _describe_body(text: str, secrets: Secrets = ()) -> str:
+    # Error pages may quote the request they failed on: hide secrets before quoting them.
+    snippet = redact_text(" ".join(text.split()), secrets)[:120]
     return f"a non-JSON body ({snippet!r})" if snippet else "an empty body"
 
 
-def unwrap_envelope(status: int, content_type: str, text: str, what: str) -> Any:
+def unwrap_envelope(status: int, content_type: str, text: str, what: str, secrets: Secrets = ()) -> Any:
     """Return ``result`` from a ``{"success": true, "result": ...}`` body, or raise.
 
     :param status: HTTP status of the response.
     :param content_type: its Content-Type (only used in messages).
     :param text: the decoded body.
     :param what: the request, e.g. ``"GET /api/data_exporters"``, for messages.
+    :param secrets: values to hide if the server quotes them in an error.
     """
     try:
         body = json.loads(text) if text else None
     except ValueError:
         body = None
-    server_message = error_message_from_body(body)
+    server_message = error_message_from_body(body, secrets)
     if status != 200:
-        detail = server_message or (_describe_body(text) if body is None else "no message")
+        detail = server_message or (_describe_body(text, secrets) if body is None else "no message")
         error_cls = FollowAnalyticsRetryableError if is_retryable_status(status) else FollowAnalyticsAPIError
         raise error_cls(
             f"FollowAnalytics {what} failed: HTTP {status}: {detail}",
@@ -211,7 +219,7 @@ def unwrap_envelope(status: int, content_type: str, text: str, what: str) -> Any
         )
     if not isinstance(body, dict):
         raise FollowAnalyticsAPIError(
-            f"FollowAnalytics {what} answered HTTP 200 with {_describe_body(text)} "
+            f"FollowAnalytics {what} answered HTTP 200 with {_describe_body(text, secrets)} "
             f"(Content-Type {content_type or 'missing'}); expected a JSON envelope.",
             http_status=status,
         )
@@ -229,11 +237,11 @@ def unwrap_envelope(status: int, content_type: str, text: str, what: str) -> Any
     return body["result"]
 
 
-def raise_for_callback(status: int, text: str, content_type: str) -> NoReturn:
+def raise_for_callback(status: int, text: str, content_type: str, secrets: Secrets = ()) -> NoReturn:
     """Raise the error that a callback URL's non-200/202 answer means."""
     if status == 400:
         try:
-            message = error_message_from_body(json.loads(text))
+            message = error_message_from_body(json.loads(text), secrets)
         except ValueError:
             message = None
         raise FollowAnalyticsExportExpiredError(
@@ -241,7 +249,7 @@ def raise_for_callback(status: int, text: str, content_type: str) -> NoReturn:
             http_status=400,
             server_message=message,
         )
-    unwrap_envelope(status, content_type, text, CALLBACK_REQUEST)
+    unwrap_envelope(status, content_type, text, CALLBACK_REQUEST, secrets)
     raise FollowAnalyticsAPIError(
         f"FollowAnalytics callback answered unexpected HTTP {status}; expected 200, 202 or 400.",
         http_status=status,
@@ -271,7 +279,7 @@ def auth_token_from_login(result: Any) -> str:
 
 
 def token_from_login_response(
-    status: int, content_type: str, text: str, email: str, retry_after: float | None = None
+    status: int, content_type: str, text: str, email: str, retry_after: float | None = None, secrets: Secrets = ()
 ) -> str:
     """Read the auth token out of a ``POST /api/login`` answer (sync and async paths alike).
 
@@ -279,7 +287,7 @@ def token_from_login_response(
     any other error becomes a :class:`FollowAnalyticsAuthError` naming the account, never the password.
     """
     try:
-        result = unwrap_envelope(status, content_type, text, "login")
+        result = unwrap_envelope(status, content_type, text, "login", secrets)
     except FollowAnalyticsRetryableError as exc:
         exc.retry_after = retry_after
         raise

@@ -16,6 +16,7 @@ from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigErr
 DEFAULT_BASE_URL = "https://api.follow-apps.com"
 
 _EXPORT_TOKEN_RE = re.compile(r"(export_token=)[^&#\s'\"]+")
+_USERINFO_RE = re.compile(r"(\w+://)[^/@\s'\"]+@")
 
 
 def is_loopback(hostname: str | None) -> bool:
@@ -97,8 +98,13 @@ def validate_callback_url(callback_url: object, base_url: str) -> str:
             "Was the export started with skip_email=False (e-mail delivery has no callback)?"
         )
     url = callback_url.strip()
-    parts = urlsplit(url)
     shown = redact_url(url)
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise FollowAnalyticsConfigError(
+            f"callback_url {shown!r} contains whitespace or control characters; expected the URL exactly "
+            "as the export API returned it."
+        )
+    parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise FollowAnalyticsConfigError(f"callback_url {shown!r} is not an http(s) URL.")
     if parts.username is not None or parts.password is not None:
@@ -129,8 +135,8 @@ def export_token_of(callback_url: str) -> str | None:
 
 
 def redact_url(url: str) -> str:
-    """Hide the export token of a URL, for logs and error messages."""
-    return _EXPORT_TOKEN_RE.sub(r"\1***", url)
+    """Hide the export token and any ``user:password@`` of a URL, for logs and error messages."""
+    return _USERINFO_RE.sub(r"\1***@", _EXPORT_TOKEN_RE.sub(r"\1***", url))
 
 
 def redact_text(text: str, secrets: tuple[str | None, ...] = ()) -> str:

@@ -143,6 +143,7 @@ class FollowAnalyticsHook(BaseHook):
         }
         self._settings: ConnectionSettings | None = None
         self._token: str | None = None
+        self._past_tokens: list[str] = []
         self._token_lock = threading.Lock()
         self._session_lock = threading.Lock()
         self._session: requests.Session | None = None
@@ -207,8 +208,14 @@ class FollowAnalyticsHook(BaseHook):
         return headers
 
     def _secrets(self) -> tuple[str | None, ...]:
+        # Every token this hook held: a server may echo an expired one in its error text.
         password = self._settings.password if self._settings else None
-        return (password, self._token)
+        return (password, *self._past_tokens)
+
+    def _remember_token(self, token: str) -> str:
+        self._past_tokens.append(token)
+        self._token = token
+        return token
 
     def _forget_token(self, failed_token: str | None) -> None:
         # Only the first of many threads that saw the same expired token triggers a new login.
@@ -250,7 +257,7 @@ class FollowAnalyticsHook(BaseHook):
         """Log in if no token is held, and return the token. Thread-safe: one login per hook."""
         with self._token_lock:
             if self._token is None:
-                self._token = self._login_request()
+                return self._remember_token(self._login_request())
             return self._token
 
     def _login_request(self) -> str:
@@ -267,7 +274,11 @@ class FollowAnalyticsHook(BaseHook):
         finally:
             response.close()
         token = token_from_login_response(
-            response.status_code, response.headers.get("Content-Type", ""), text, settings.email
+            response.status_code,
+            response.headers.get("Content-Type", ""),
+            text,
+            settings.email,
+            secrets=self._secrets(),
         )
         self.login_count += 1
         self.log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
@@ -391,7 +402,8 @@ class FollowAnalyticsHook(BaseHook):
             text = response.text
         finally:
             response.close()
-        return unwrap_envelope(response.status_code, response.headers.get("Content-Type", ""), text, what)
+        content_type = response.headers.get("Content-Type", "")
+        return unwrap_envelope(response.status_code, content_type, text, what, self._secrets())
 
     # ------------------------------------------------------------------ exports
     def start_export(
@@ -453,7 +465,9 @@ class FollowAnalyticsHook(BaseHook):
                 return "ready"
             if response.status_code == 202:
                 return "pending"
-            raise_for_callback(response.status_code, response.text, response.headers.get("Content-Type", ""))
+            raise_for_callback(
+                response.status_code, response.text, response.headers.get("Content-Type", ""), self._secrets()
+            )
         finally:
             response.close()  # on 200 the body is the file: drop it unread
 
@@ -491,7 +505,7 @@ class FollowAnalyticsHook(BaseHook):
                     http_status=202,
                 )
             if status != 200:
-                raise_for_callback(status, response.text, response.headers.get("Content-Type", ""))
+                raise_for_callback(status, response.text, response.headers.get("Content-Type", ""), self._secrets())
             yield ExportStream(response, chunk_size, self._secrets())
         finally:
             response.close()
@@ -594,10 +608,12 @@ class FollowAnalyticsHook(BaseHook):
             raise FollowAnalyticsRetryableError(
                 f"FollowAnalytics login failed: {type(exc).__name__}: {redact_text(str(exc), self._secrets())}"
             ) from None
-        self._token = token_from_login_response(status, content_type, text, settings.email, retry_after)
+        token = self._remember_token(
+            token_from_login_response(status, content_type, text, settings.email, retry_after, self._secrets())
+        )
         self.login_count += 1
         self.log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
-        return self._token
+        return token
 
     async def aget_export_status(self, callback_url: str) -> str:
         """Asynchronous :meth:`get_export_status`: one poll of the callback URL.
@@ -644,7 +660,7 @@ class FollowAnalyticsHook(BaseHook):
                 self._forget_token(token)
                 continue
             try:
-                raise_for_callback(status, text, content_type)
+                raise_for_callback(status, text, content_type, self._secrets())
             except FollowAnalyticsRetryableError as exc:
                 exc.retry_after = retry_after
                 raise

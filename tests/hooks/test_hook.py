@@ -415,3 +415,20 @@ def test_netrc_credentials_never_replace_the_token(
     hook.run("GET", "/api/data_exporters")
     (call,) = emulator.requests_for("data_exporters")
     assert call.headers["authorization"] == f"Token {emulator.issued_tokens[0]}"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://user:pw-in-url@api.follow-apps.com/api/exports/download_url?export_token=x", "credentials"),
+        ("http://127.0.0.1:1/api/exports/download_url?export_token=a b", "whitespace or control"),
+        ("http://127.0.0.1:1/api/exports/download_url?export_token=a\r\nX-Evil: 1", "whitespace or control"),
+    ],
+)
+def test_callback_urls_with_credentials_or_control_characters_are_refused_without_quoting_them(
+    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator, url: str, message: str
+) -> None:
+    with pytest.raises(FollowAnalyticsConfigError, match=message) as err:
+        hook.get_export_status(url)
+    assert "pw-in-url" not in str(err.value)
+    assert emulator.requests == []
