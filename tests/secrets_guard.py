@@ -76,5 +76,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         texts["the failure text"] = str(report.longrepr)
     leaks = find_leaks(texts, secrets)
     if leaks:
+        original = texts.get("the failure text", "")
+        for value in secrets.values():
+            original = original.replace(value, "<secret>")
         report.outcome = "failed"
-        report.longrepr = "Secrets guard: a secret leaked: " + "; ".join(sorted(set(leaks)))
+        report.longrepr = "Secrets guard: a secret leaked: " + "; ".join(sorted(set(leaks))) + "\n\n" + original

@@ -1,0 +1,146 @@
+"""Smoke tests of the benchmark harness: every benchmark runs in ``--quick`` mode and yields sane rows.
+
+They check that the harness works (servers start, workers measure, rows come out with numbers
+and a status), NOT that the targets are met: quick sizes are too small to judge, and the
+benchmarks run in two lanes side by side here to keep the wall time down, which distorts
+timings.
+``make bench`` is the real measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks._common import STATUSES, Row, percentile
+from benchmarks._table import fmt_ratio, fmt_value, markdown_table, text_table
+
+ROOT = Path(__file__).resolve().parents[2]
+#: benchmark name -> number of figures it reports.
+EXPECTED_FIGURES = {"import": 1, "backoff": 4, "ready": 3, "triggers": 4, "s3": 7, "gcs": 3}
+
+
+#: Two lanes (the machine has two cores), each one ``benchmarks.run`` process, run side by side.
+LANES = (("s3", "import", "ready"), ("gcs", "triggers", "backoff"))
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Run every benchmark with ``python -m benchmarks.run --quick`` (two lanes in parallel)."""
+    base = tmp_path_factory.mktemp("bench")
+    procs = []
+    for lane in LANES:
+        out = base / "-".join(lane)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env["FA_BENCH_DIR"] = str(out)
+        only = [arg for name in lane for arg in ("--only", name)]
+        command = [sys.executable, "-m", "benchmarks.run", "--quick", *only, "--out", str(out)]
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append((lane, out, proc))
+    deadline = time.monotonic() + 280
+    results: dict[str, dict[str, Any]] = {}
+    for lane, out, proc in procs:
+        try:
+            output, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        document = out / "results-quick.json"
+        loaded = json.loads(document.read_text()) if document.exists() else None
+        markdown = (out / "results-quick.md").read_text() if document.exists() else ""
+        for name in lane:
+            results[name] = {
+                "returncode": proc.returncode,
+                "output": output,
+                "meta": loaded["meta"] if loaded else None,
+                "rows": [row for row in loaded["rows"] if row["benchmark"] == name] if loaded else None,
+                "markdown": markdown,
+            }
+    return results
+
+
+def _assert_sane(row: dict[str, Any]) -> None:
+    assert row["status"] in STATUSES, row
+    assert row["figure"], row
+    assert row["status"] != "n/a", f"{row['figure']}: not measured: {row['note']}"
+    ours, anchor, unit = row["ours"], row["anchor"], row["unit"]
+    assert isinstance(ours, (int, float)), row
+    assert isinstance(anchor, (int, float)), row
+    assert math.isfinite(ours), row
+    assert math.isfinite(anchor), row
+    if unit == "MiB/GiB":  # a growth slope: any sign
+        return
+    if unit == "s":  # durations and stalls: a tiny run may see none
+        assert ours >= 0, row
+        assert anchor >= 0, row
+        return
+    assert ours >= 0, row
+    assert anchor > 0, row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(EXPECTED_FIGURES))
+def test_quick_benchmark_produces_sane_rows(name: str, quick_results: dict[str, dict[str, Any]]) -> None:
+    result = quick_results[name]
+    assert result["returncode"] == 0, result["output"][-3000:]
+    assert result["meta"] is not None, result["output"][-3000:]
+    assert result["meta"]["quick"] is True
+    assert name in result["meta"]["benchmarks"]
+    rows = result["rows"]
+    assert [row["benchmark"] for row in rows] == [name] * EXPECTED_FIGURES[name], rows
+    for row in rows:
+        _assert_sane(row)
+    assert result["markdown"].startswith("| figure | ours | anchor or limit | ratio | target | result |")
+    assert "pass, " in result["output"]  # the summary line of the console table
+
+
+def test_trigger_benchmark_polls_really_reach_the_server(quick_results: dict[str, dict[str, Any]]) -> None:
+    # The latency figures are only meaningful if the polls were real requests answered 202.
+    note = next(row["note"] for row in quick_results["triggers"]["rows"] if row["note"])
+    assert "events: timeout 50" in note, note
+    assert "server saw 0 " not in note, note
+
+
+def test_table_formatting() -> None:
+    assert fmt_value(None, "MiB") == "n/a"
+    assert fmt_value(math.nan, "ms") == "n/a"
+    assert fmt_value(1234.4, "MiB") == "1,234 MiB"
+    assert fmt_value(0.012345, "s") == "0.0123 s"
+    assert fmt_value(30, "req") == "30 req"
+    assert fmt_ratio(0.0312) == "0.0312x"
+    assert fmt_ratio(None) == "n/a"
+    rows = [
+        Row("x", "a figure", 1.0, 4.0, "MiB", "Anchor", "<= 0.5x", "pass", note="why"),
+        Row("x", "not measured", None, None, "ms", "", "<= 50 ms", "n/a", note="server down"),
+    ]
+    assert rows[0].ratio == 0.25
+    text = text_table(rows)
+    assert "a figure" in text
+    assert "4 MiB (Anchor)" in text
+    assert "PASS [1]" in text
+    assert "[2] server down" in text
+    markdown = markdown_table(rows)
+    assert markdown.count("\n") == 4
+    assert "| not measured | n/a | n/a | n/a | <= 50 ms | N/A | server down |" in markdown
+
+
+def test_row_refuses_unknown_status() -> None:
+    with pytest.raises(ValueError, match="status 'maybe'"):
+        Row("x", "f", 1.0, 1.0, "s", "", "", "maybe")
+
+
+def test_percentile_by_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0], 99) == 3.0
+    assert math.isnan(percentile([], 50))
