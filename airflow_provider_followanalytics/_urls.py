@@ -16,6 +16,7 @@ from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigErr
 DEFAULT_BASE_URL = "https://api.follow-apps.com"
 
 _EXPORT_TOKEN_RE = re.compile(r"(export_token=)[^&#\s'\"]+")
+_UNSAFE_CHARS_RE = re.compile(r"[\s\x00-\x1f\x7f]")
 _USERINFO_RE = re.compile(r"(\w+://)[^/@\s'\"]+@")
 
 
@@ -99,7 +100,7 @@ def validate_callback_url(callback_url: object, base_url: str) -> str:
         )
     url = callback_url.strip()
     shown = redact_url(url)
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+    if _UNSAFE_CHARS_RE.search(url):
         raise FollowAnalyticsConfigError(
             f"callback_url {shown!r} contains whitespace or control characters; expected the URL exactly "
             "as the export API returned it."

@@ -12,9 +12,13 @@ that imports this provider's operators does not pay for them at parse time.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hashlib
 import logging
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -63,8 +67,19 @@ def _keep_headers(request: Any) -> Any:
     return request
 
 
+_PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")
+
+
 def env_proxy_for(url: str) -> str | None:
     """The ``HTTPS_PROXY`` / ``HTTP_PROXY`` that applies to ``url`` (honouring ``NO_PROXY``), if any."""
+    import os
+
+    # Reading the whole environment costs ~0.5 ms; thousands of triggers ask the same question.
+    return _proxy_for(url, tuple(os.environ.get(name) for name in _PROXY_VARIABLES))
+
+
+@functools.lru_cache(maxsize=64)
+def _proxy_for(url: str, _environment: tuple[str | None, ...]) -> str | None:
     import urllib.request
     from urllib.parse import urlsplit
 
@@ -72,6 +87,23 @@ def env_proxy_for(url: str) -> str | None:
     if urllib.request.proxy_bypass_environment(parts.hostname or ""):  # type: ignore[attr-defined]
         return None
     return urllib.request.getproxies_environment().get(parts.scheme)
+
+
+# Async logins shared by every hook of one account in this process (see FollowAnalyticsHook.alogin).
+_SHARED_TOKENS: dict[tuple[str, str, str], str] = {}
+_LOGIN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _account_key(settings: ConnectionSettings) -> tuple[str, str, str]:
+    digest = hashlib.sha256(settings.password.encode()).hexdigest()  # never keep the password itself
+    return (settings.base_url, settings.email, digest)
+
+
+def _login_lock(key: tuple[str, str, str]) -> asyncio.Lock:
+    locks = _LOGIN_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(key, asyncio.Lock())
 
 
 class _RedactExportTokens(logging.Filter):
@@ -584,12 +616,25 @@ class FollowAnalyticsHook(BaseHook):
         return aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout)
 
     async def alogin(self) -> str:
-        """Log in asynchronously if no token is held, and return the token."""
+        """Log in asynchronously if no token is held, and return the token.
+
+        Hooks of the same account share one login per process (a triggerer running 2,000
+        waits logs in once, not 2,000 times); the first caller logs in while the others wait.
+        """
         if self._token is not None:
             return self._token
+        settings = await self.aget_settings()
+        key = _account_key(settings)
+        async with _login_lock(key):
+            shared = _SHARED_TOKENS.get(key)
+            if shared is None:
+                shared = await self._alogin_request(settings)
+                _SHARED_TOKENS[key] = shared
+            return self._remember_token(shared)
+
+    async def _alogin_request(self, settings: ConnectionSettings) -> str:
         import aiohttp
 
-        settings = await self.aget_settings()
         session = await self.aget_session()
         try:
             async with session.post(
@@ -608,12 +653,16 @@ class FollowAnalyticsHook(BaseHook):
             raise FollowAnalyticsRetryableError(
                 f"FollowAnalytics login failed: {type(exc).__name__}: {redact_text(str(exc), self._secrets())}"
             ) from None
-        token = self._remember_token(
-            token_from_login_response(status, content_type, text, settings.email, retry_after, self._secrets())
-        )
+        token = token_from_login_response(status, content_type, text, settings.email, retry_after, self._secrets())
         self.login_count += 1
         self.log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
         return token
+
+    def _aforget_token(self, failed_token: str, settings: ConnectionSettings) -> None:
+        self._forget_token(failed_token)
+        key = _account_key(settings)
+        if _SHARED_TOKENS.get(key) == failed_token:
+            del _SHARED_TOKENS[key]
 
     async def aget_export_status(self, callback_url: str) -> str:
         """Asynchronous :meth:`get_export_status`: one poll of the callback URL.
@@ -629,8 +678,11 @@ class FollowAnalyticsHook(BaseHook):
         import aiohttp
 
         settings = await self.aget_settings()
+        # No mask_secret() of the export token here: Airflow's masker recompiles its regex for
+        # every new secret, which stalls a triggerer running thousands of waits. This path never
+        # logs or raises the raw URL (redact_url everywhere); the worker that started the export
+        # and the worker that downloads it do mask the token.
         url = validate_callback_url(callback_url, settings.base_url)
-        mask_secret(export_token_of(url))
         session = await self.aget_session()
         for relogin in (False, True):
             token = await self.alogin()
@@ -657,7 +709,7 @@ class FollowAnalyticsHook(BaseHook):
                     f"{redact_text(str(exc), self._secrets())}"
                 ) from None
             if status in (401, 403) and not relogin:
-                self._forget_token(token)
+                self._aforget_token(token, settings)
                 continue
             try:
                 raise_for_callback(status, text, content_type, self._secrets())

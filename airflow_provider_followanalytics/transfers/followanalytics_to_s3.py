@@ -244,7 +244,7 @@ class FollowAnalyticsToS3Operator(BaseOperator):
 
     The export is downloaded from its callback URL and uploaded to S3 at the same time: the
     file goes up in parts (a multipart upload) while the next part downloads, so memory
-    stays at about ``(upload_concurrency + 1) x part_size`` (24 MiB by default) whatever the
+    stays at about ``(upload_concurrency + 1) x part_size`` (40 MiB by default) whatever the
     file size, and the transfer runs at the speed of the slower side. An export smaller
     than one part is uploaded with a single ``PutObject``.
 
@@ -285,7 +285,8 @@ class FollowAnalyticsToS3Operator(BaseOperator):
         (``text/csv; charset=utf-8`` or ``application/vnd.ms-excel``), or the key's suffix.
     :param part_size: bytes per multipart part, >= 5 MiB (default 8 MiB). It doubles every
         2,500 parts so that very large exports fit in S3's 10,000 parts.
-    :param upload_concurrency: parts uploaded at the same time (default 2).
+    :param upload_concurrency: parts uploaded at the same time (default 4: keeps the store busy
+        while the next part downloads).
     :param download_attempts: how many times to download the export before giving up
         (default: the FollowAnalytics connection's ``max_retries`` + 1).
     :return: the object's URL, ``s3://bucket/key``. When bucket and key hold no Jinja, it is
@@ -319,7 +320,7 @@ class FollowAnalyticsToS3Operator(BaseOperator):
         followanalytics_conn_id: str = FollowAnalyticsHook.default_conn_name,
         content_type: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
-        upload_concurrency: int = 2,
+        upload_concurrency: int = 4,
         download_attempts: int | None = None,
         **kwargs: Any,
     ) -> None:

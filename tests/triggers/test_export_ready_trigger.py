@@ -207,7 +207,7 @@ async def test_rebuilt_trigger_keeps_the_original_deadline(
     assert event["status"] == "timeout"
     assert original.deadline is not None
     assert original.deadline <= finished < original.deadline + 0.8  # not a fresh full timeout
-    assert emulator.login_count == 2  # the rebuilt trigger logged in for itself
+    assert emulator.login_count == 1  # the rebuilt trigger reuses the process's login of this account
 
 
 # ----------------------------------------------------------------------- transient failures

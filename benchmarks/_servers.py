@@ -1,0 +1,147 @@
+"""Run a stand-in server in its own process.
+
+* ``python -m benchmarks._servers moto``: moto's S3 server;
+* ``python -m benchmarks._servers gcs``: gcp-storage-emulator, in memory;
+* ``python -m benchmarks._servers proxy TARGET_URL BYTES_PER_SECOND``: a TCP proxy to
+  ``TARGET_URL`` whose server-to-client direction is paced to ``BYTES_PER_SECOND`` (shared by
+  all connections, like one network link): a download as slow as a real WAN one.
+
+Each prints ``<name> listening on http://127.0.0.1:PORT`` once it serves, then runs until
+SIGTERM/SIGINT. Run out of process so the server never competes for the GIL of the
+process being measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+def _wait_forever() -> None:
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    while not stop.wait(0.5):
+        pass
+
+
+def serve_moto() -> None:
+    """moto's S3 server (objects held in this process's memory)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    print(f"moto listening on http://{host}:{port}", flush=True)
+    try:
+        _wait_forever()
+    finally:
+        server.stop()
+
+
+def serve_gcs() -> None:
+    """gcp-storage-emulator, in memory (it cannot report a port-0 choice: pick a free port)."""
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="bench-default")
+    threading.Thread(target=server.start, daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except urllib.error.HTTPError:  # any HTTP answer: it serves
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    print(f"gcs listening on {url}", flush=True)
+    try:
+        _wait_forever()
+    finally:
+        server.stop()
+
+
+class _Pacer:
+    """Spaces writes so that they leave at ``rate`` bytes per second on average.
+
+    A token bucket: a late wake-up (the event loop is never exact) is made up by the next
+    writes, up to a 50 ms burst, so the average rate is the one asked for.
+    """
+
+    BURST_SECONDS = 0.05
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._free_at = time.monotonic()
+
+    async def take(self, nbytes: int) -> None:
+        now = time.monotonic()
+        self._free_at = max(self._free_at, now - self.BURST_SECONDS) + nbytes / self.rate
+        if self._free_at > now:
+            await asyncio.sleep(self._free_at - now)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pacer: _Pacer | None) -> None:
+    try:
+        while data := await reader.read(256 * 1024):
+            if pacer is not None:
+                await pacer.take(len(data))
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+async def _proxy(target: str, rate: float) -> None:
+    parts = urllib.parse.urlsplit(target)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    pacer = _Pacer(rate)
+
+    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            server_reader, server_writer = await asyncio.open_connection(host, port)
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(_pipe(client_reader, server_writer, None), _pipe(server_reader, client_writer, pacer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    listening = server.sockets[0].getsockname()
+    print(f"proxy listening on http://{listening[0]}:{listening[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with server:
+        await stop.wait()
+
+
+def serve_proxy() -> None:
+    """A rate-limited TCP proxy (see the module docstring)."""
+    asyncio.run(_proxy(sys.argv[2], float(sys.argv[3])))
+
+
+if __name__ == "__main__":
+    {"moto": serve_moto, "gcs": serve_gcs, "proxy": serve_proxy}[sys.argv[1]]()
