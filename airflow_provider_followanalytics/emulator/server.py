@@ -387,7 +387,9 @@ class FollowAnalyticsEmulator:
     Records (reset by :meth:`reset` unless noted):
 
     * ``login_count``: successful logins.
-    * ``requests``: every :class:`RecordedRequest`, in arrival order.
+    * ``requests``: the recorded :class:`RecordedRequest` objects, in arrival order: the last
+      ``max_recorded_requests`` of them (a long-running emulator must not grow without bound);
+      :meth:`state` counts every request, whether still recorded or not.
     * ``bytes_sent``: body bytes written for each 200 download response, appended when it ends.
     * ``issued_tokens``: every auth token handed out (kept by :meth:`reset`).
     * ``user``: the user object the login answers with (its API keys are random secrets).
@@ -403,8 +405,11 @@ class FollowAnalyticsEmulator:
         export_size: int = 4096,
         seed: int = 0,
         public_url: str | None = None,
+        max_recorded_requests: int = 10_000,
     ) -> None:
         """Configure the emulator; nothing listens before :meth:`start`."""
+        if not isinstance(max_recorded_requests, int) or max_recorded_requests < 1:
+            raise ValueError(f"max_recorded_requests={max_recorded_requests!r} must be an integer >= 1.")
         self.host = host
         self.port = port
         self.email = email
@@ -421,6 +426,8 @@ class FollowAnalyticsEmulator:
 
         self.login_count = 0
         self.requests: list[RecordedRequest] = []
+        self.max_recorded_requests = max_recorded_requests
+        self._route_counts: dict[str, int] = dict.fromkeys(ROUTES, 0)
         self.bytes_sent: list[int] = []
         self.issued_tokens: list[str] = []
         self.user: dict[str, Any] = _make_user(email)
@@ -499,6 +506,11 @@ class FollowAnalyticsEmulator:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
+    def open_connections(self) -> int:
+        """Return how many client connections are open right now (keep-alive ones included)."""
+        server = self._server
+        return 0 if server is None else server.open_connections()
+
     # Records and faults ------------------------------------------------------------------------
 
     def requests_for(self, route: str) -> list[RecordedRequest]:
@@ -510,6 +522,7 @@ class FollowAnalyticsEmulator:
         """Clear requests, faults, bytes_sent, login_count and exports; keep account, config and tokens."""
         with self._lock:
             self.requests.clear()
+            self._route_counts = dict.fromkeys(ROUTES, 0)
             self.bytes_sent.clear()
             self.login_count = 0
             self._faults.clear()
@@ -581,12 +594,9 @@ class FollowAnalyticsEmulator:
     def state(self) -> dict[str, Any]:
         """Return the counters that ``GET /_emulator/state`` reports."""
         with self._lock:
-            counts = dict.fromkeys(ROUTES, 0)
-            for request in self.requests:
-                counts[request.route] = counts.get(request.route, 0) + 1
             return {
                 "login_count": self.login_count,
-                "requests": counts,
+                "requests": dict(self._route_counts),
                 "bytes_sent": list(self.bytes_sent),
                 "exports": len(self._exports),
                 "pending_faults": sum(f.count for f in self._faults),
@@ -607,6 +617,13 @@ class FollowAnalyticsEmulator:
             return {name: getattr(self, name) for name in CONFIG_FIELDS if name != "password"}
 
     # Request handling ----------------------------------------------------------------------------
+
+    def _record(self, request: RecordedRequest) -> None:
+        # Called with the lock held. Trimmed in batches (a tenth at a time) to keep appends cheap.
+        self._route_counts[request.route] = self._route_counts.get(request.route, 0) + 1
+        self.requests.append(request)
+        if len(self.requests) > self.max_recorded_requests + self.max_recorded_requests // 10:
+            del self.requests[: len(self.requests) - self.max_recorded_requests]
 
     def _take_fault(self, route: str) -> Fault | None:
         with self._lock:
@@ -632,7 +649,7 @@ class FollowAnalyticsEmulator:
             route=route,
         )
         with self._lock:
-            self.requests.append(request)
+            self._record(request)
 
         if route == "control":
             self._control(handler, request)

@@ -36,6 +36,7 @@ from airflow_provider_followanalytics._api import (
     validate_endpoint,
 )
 from airflow_provider_followanalytics._compat import BaseHook, aget_connection, mask_secret
+from airflow_provider_followanalytics._sessions import LoopSessions
 from airflow_provider_followanalytics._urls import (
     export_token_of,
     redact_text,
@@ -89,6 +90,8 @@ def _proxy_for(url: str, _environment: tuple[str | None, ...]) -> str | None:
     return urllib.request.getproxies_environment().get(parts.scheme)
 
 
+# The aiohttp session of each event loop, shared by its hooks (see _sessions.py).
+_LOOP_SESSIONS = LoopSessions(USER_AGENT)
 # Async logins shared by every hook of one account in this process (see FollowAnalyticsHook.alogin).
 _SHARED_TOKENS: dict[tuple[str, str, str], str] = {}
 _LOGIN_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]] = (
@@ -180,6 +183,7 @@ class FollowAnalyticsHook(BaseHook):
         self._session_lock = threading.Lock()
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
         self._async_proxy: str | None = None  # callback URLs share the base URL's origin
         self.login_count = 0
 
@@ -590,30 +594,31 @@ class FollowAnalyticsHook(BaseHook):
 
     # ------------------------------------------------------------------ async (triggers)
     async def aget_session(self) -> aiohttp.ClientSession:
-        """The hook's aiohttp session: one per hook, reused for every poll (close with :meth:`aclose`)."""
-        if self._async_session is None or self._async_session.closed:
-            import aiohttp
+        """The aiohttp session of this hook's polls: shared by the hooks of the running event loop.
 
-            # trust_env=False: no ~/.netrc lookup (a thread hop per request, and it would clash with
-            # our Authorization header); the environment's proxy is applied explicitly instead.
+        Acquired on first use and held until :meth:`aclose`, which every async user of the hook
+        must call. Do not close the session itself: other hooks (triggers) may be using it.
+        """
+        loop = asyncio.get_running_loop()
+        if self._async_session is None or self._async_session.closed or self._async_loop is not loop:
             self._async_proxy = env_proxy_for((await self.aget_settings()).base_url)
-            self._async_session = aiohttp.ClientSession(
-                headers={"User-Agent": USER_AGENT},
-                connector=aiohttp.TCPConnector(limit=4, enable_cleanup_closed=True),
-                trust_env=False,
-            )
+            await self.aclose()  # a session of another (finished) loop cannot serve this one
+            self._async_session = _LOOP_SESSIONS.acquire()
+            self._async_loop = loop
         return self._async_session
 
     async def aclose(self) -> None:
-        """Close the aiohttp session."""
-        if self._async_session is not None and not self._async_session.closed:
-            await self._async_session.close()
-        self._async_session = None
+        """Release the shared aiohttp session (the last hook of the loop closes it)."""
+        session, loop = self._async_session, self._async_loop
+        self._async_session = self._async_loop = None
+        if session is not None and loop is not None:
+            await _LOOP_SESSIONS.release(session, loop)
 
     def _aiohttp_timeout(self, settings: ConnectionSettings) -> Any:
         import aiohttp
 
-        return aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout)
+        # sock_connect, not connect: waiting for a free pooled connection is not the server's fault.
+        return aiohttp.ClientTimeout(total=None, sock_connect=settings.timeout, sock_read=settings.timeout)
 
     async def alogin(self) -> str:
         """Log in asynchronously if no token is held, and return the token.

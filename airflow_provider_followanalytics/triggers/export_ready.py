@@ -2,13 +2,15 @@
 
 The trigger polls the export's callback URL from Airflow's triggerer, an asyncio event loop
 shared by thousands of triggers, so it never blocks: HTTP goes through aiohttp (one session
-for the trigger's whole life), the connection is looked up asynchronously, and it sleeps with
-``asyncio.sleep``. It fires exactly one small event and stops.
+per event loop, shared by its triggers: a pool of keep-alive connections and one login per
+account), the connection is looked up asynchronously, and it sleeps with ``asyncio.sleep``.
+It fires exactly one small event and stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,10 @@ if TYPE_CHECKING:
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 #: Longest single backoff wait, unless the poll interval itself is longer.
 MAX_BACKOFF_SECONDS = 600.0
+#: Each wait between two polls of a pending export is stretched by a random 0 to 10 %: waits
+#: that started together (a triggerer restart, a burst of DAG runs) drift apart instead of
+#: polling in lock-step forever, and the API never sees more than one poll per interval.
+POLL_JITTER = 0.1
 #: Event messages are cut to this length so that an event stays well under 1 KiB.
 MAX_MESSAGE_CHARS = 400
 
@@ -60,7 +66,8 @@ class ExportReadyTrigger(BaseTrigger):
     Each poll is one ``GET`` of the callback URL (plus one login per trigger run, and one
     re-login if the token expires):
 
-    * ``202``: not ready; sleep ``poll_interval`` (never past ``deadline``) and poll again;
+    * ``202``: not ready; sleep ``poll_interval`` plus a random 0-10 % (so that waits started
+      together drift apart; never past ``deadline``) and poll again;
     * ``200``: ready; the response is closed unread, however large the file;
     * ``400``: the link is missing, invalid or expired; an ``error`` event at once;
     * ``429`` / ``5xx`` / network errors: back off exponentially (``poll_interval * 2**n``
@@ -131,8 +138,8 @@ class ExportReadyTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until ready, failed or past the deadline; yield one event.
 
-        The hook (and its aiohttp session) is closed before the event is yielded, and also
-        when the triggerer cancels the trigger mid-wait.
+        The hook is closed (releasing the shared aiohttp session) before the event is yielded,
+        and also when the triggerer cancels the trigger mid-wait.
         """
         payload = await self._wait()
         yield TriggerEvent(payload)
@@ -214,9 +221,12 @@ class ExportReadyTrigger(BaseTrigger):
                 if status == "ready":
                     self.log.info("FollowAnalytics export at %s is ready after %d poll(s)", shown, polls)
                     return self._event(STATUS_READY, f"The export is ready (after {polls} poll(s)).")
-                delay = self.poll_interval
+                delay = self._pending_delay()
             remaining = self._remaining()
             await asyncio.sleep(delay if remaining is None else max(0.0, min(delay, remaining)))
+
+    def _pending_delay(self) -> float:
+        return self.poll_interval * (1.0 + POLL_JITTER * random.random())  # jitter, not security
 
     def _backoff(self, failures: int, retry_after: float | None) -> float:
         # poll_interval * 2**failures with jitter in [50%, 100%]: a failing server is never polled

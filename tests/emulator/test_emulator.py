@@ -541,6 +541,27 @@ def test_reset_keeps_account_and_config(emu: FollowAnalyticsEmulator, session: r
     assert emu.login_count == 1
 
 
+def test_request_log_is_bounded_but_state_counts_everything(session: requests.Session) -> None:
+    # A long-running emulator (a benchmark, a developer's day) must not grow without bound.
+    with FollowAnalyticsEmulator(max_recorded_requests=10) as emu:
+        for _ in range(25):
+            assert session.get(f"{emu.url}/nowhere", timeout=5).status_code == 404
+        login(emu, session)
+
+        assert 10 <= len(emu.requests) <= 11  # trimmed in batches of a tenth
+        assert emu.requests[-1].route == "login"  # the newest are the ones kept
+        assert emu.state()["requests"]["unknown"] == 25
+        assert emu.state()["requests"]["login"] == 1
+        emu.reset()
+        assert emu.state()["requests"]["unknown"] == 0
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "10"])
+def test_request_log_bound_must_be_a_positive_integer(value: Any) -> None:
+    with pytest.raises(ValueError, match=f"max_recorded_requests={value!r} must be an integer >= 1"):
+        FollowAnalyticsEmulator(max_recorded_requests=value)
+
+
 # Faults -----------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -375,6 +376,62 @@ async def test_async_status_polls_with_one_session(emulator: FollowAnalyticsEmul
     wait_for(lambda: emulator.bytes_sent, message="the download response to end")
     # Only what loopback socket buffers absorbed before the client closed: not the 256 MiB body.
     assert emulator.bytes_sent[-1] < 32 * 1024 * 1024
+
+
+async def test_async_hooks_of_one_loop_share_one_session_until_the_last_closes(
+    emulator: FollowAnalyticsEmulator,
+) -> None:
+    from aiohttp import DummyCookieJar
+
+    from airflow_provider_followanalytics.hooks.followanalytics import _LOOP_SESSIONS
+
+    emulator.never_ready = True
+    url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
+    wait_for(lambda: emulator.open_connections() == 0, message="the export's connection to close")
+    first, second = FollowAnalyticsHook(), FollowAnalyticsHook()
+    assert await first.aget_export_status(url) == "pending"
+    assert await second.aget_export_status(url) == "pending"
+    session = await first.aget_session()
+    assert session is await second.aget_session()
+    assert _LOOP_SESSIONS.users() == 2
+    # Shared across accounts, so it must never carry one account's cookies into another's requests.
+    assert isinstance(session.cookie_jar, DummyCookieJar)
+    # Polls one after the other went over one pooled keep-alive connection, not one per hook.
+    assert emulator.open_connections() == 1
+
+    await first.aclose()
+    assert not session.closed  # the second hook still uses it
+    assert await second.aget_export_status(url) == "pending"
+    await second.aclose()
+    assert session.closed
+    assert _LOOP_SESSIONS.users() == 0
+    wait_for(lambda: emulator.open_connections() == 0, message="the pooled connection to close")
+
+
+def test_async_hook_survives_a_new_event_loop(emulator: FollowAnalyticsEmulator) -> None:
+    # asyncio.run() twice with one hook (a script, a test): each loop gets its own session.
+    import asyncio
+
+    emulator.never_ready = True
+    url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
+    hook = FollowAnalyticsHook()
+
+    async def poll_then_close() -> tuple[str, Any]:
+        try:
+            return await hook.aget_export_status(url), await hook.aget_session()
+        finally:
+            await hook.aclose()
+
+    first_status, first_session = asyncio.run(poll_then_close())
+    # Forgetting aclose() leaves that loop's session behind but must not break the next loop.
+    assert asyncio.run(hook.aget_export_status(url)) == "pending"
+    second_status, second_session = asyncio.run(poll_then_close())
+
+    assert (first_status, second_status) == ("pending", "pending")
+    assert first_session is not second_session
+    assert first_session.closed
+    assert second_session.closed
+    assert len(emulator.requests_for("callback")) == 3
 
 
 async def test_async_status_relogs_in_on_401_and_raises_expired_on_400(emulator: FollowAnalyticsEmulator) -> None:

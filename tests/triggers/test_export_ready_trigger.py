@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
-from airflow_provider_followanalytics.triggers.export_ready import ExportReadyTrigger
+from airflow_provider_followanalytics.triggers.export_ready import POLL_JITTER, ExportReadyTrigger
 from tests.fixtures import EMAIL, PASSWORD, wait_for
 
 pytestmark = pytest.mark.usefixtures("fa_conn")
@@ -128,6 +128,35 @@ async def test_one_request_per_poll_one_login_one_session(
     assert len(emulator.requests) == 6  # nothing else: exactly one request per poll
     assert len({id(s) for s in sessions}) == 1  # one aiohttp session for the trigger's life
     assert sessions[0].closed  # closed before the event was handed over
+
+
+async def test_triggers_of_one_loop_share_one_session_and_one_login(
+    emulator: FollowAnalyticsEmulator, callback_url: str, sessions: list[Any]
+) -> None:
+    emulator.ready_after = 3
+    urls = [callback_url] + [
+        FollowAnalyticsHook().start_export(SEGMENT_EXPORT, {"fields": "current_user_id"}) for _ in range(19)
+    ]
+    emulator.login_count = 0
+
+    events = await asyncio.gather(*(first_event(trigger_for(url)) for url in urls))
+
+    assert [e["status"] for e in events] == ["ready"] * 20
+    assert [e["callback_url"] for e in events] == urls
+    assert emulator.login_count == 1
+    assert len({id(s) for s in sessions}) == 1  # one pool for the loop, not one per trigger
+    assert sessions[0].closed  # the last trigger to finish closed it
+    wait_for(lambda: emulator.open_connections() == 0, message="the pooled connections to close")
+
+
+def test_waits_between_polls_are_jittered_up_never_down() -> None:
+    trigger = ExportReadyTrigger(callback_url="u", poll_interval=10)
+
+    delays = [trigger._pending_delay() for _ in range(2000)]
+
+    assert min(delays) >= 10.0  # never more than one poll per interval
+    assert max(delays) <= 10.0 * (1 + POLL_JITTER)
+    assert max(delays) - min(delays) > 0.5  # they really spread
 
 
 async def test_ready_is_detected_without_reading_a_256_mib_body(
