@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import aiohttp
 
-#: Requests in flight at once per event loop; more wait for a free connection (see the hook's
-#: timeouts: the wait for a connection is not a server timeout). Bursts of polls (a triggerer
-#: restart starts every wait at once) then reach the API as a steady stream of reused
-#: connections, not as thousands of new ones.
+#: Requests in flight at once per event loop; more wait for a free connection, within the
+#: request's connect timeout (past it, the poll fails and backs off like any timeout). Bursts of
+#: polls (a triggerer restart starts every wait at once) then reach the API as a steady stream
+#: over reused connections, not as thousands of new ones.
 MAX_CONNECTIONS = 100
 
 

@@ -617,8 +617,9 @@ class FollowAnalyticsHook(BaseHook):
     def _aiohttp_timeout(self, settings: ConnectionSettings) -> Any:
         import aiohttp
 
-        # sock_connect, not connect: waiting for a free pooled connection is not the server's fault.
-        return aiohttp.ClientTimeout(total=None, sock_connect=settings.timeout, sock_read=settings.timeout)
+        # connect includes waiting for a free pooled connection (see _sessions.py): an overloaded pool
+        # turns into failed polls that back off, not into an ever longer queue.
+        return aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout)
 
     async def alogin(self) -> str:
         """Log in asynchronously if no token is held, and return the token.
