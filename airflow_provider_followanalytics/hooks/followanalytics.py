@@ -90,6 +90,8 @@ def _proxy_for(url: str, _environment: tuple[str | None, ...]) -> str | None:
     return urllib.request.getproxies_environment().get(parts.scheme)
 
 
+#: Bodies of "not ready" answers up to this size are read so that their connection can be reused.
+_SMALL_BODY = 64 * 1024
 # The aiohttp session of each event loop, shared by its hooks (see _sessions.py).
 _LOOP_SESSIONS = LoopSessions(USER_AGENT)
 # Async logins shared by every hook of one account in this process (see FollowAnalyticsHook.alogin).
@@ -184,6 +186,8 @@ class FollowAnalyticsHook(BaseHook):
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._avalid_callback_for: tuple[str, str] | None = None
+        self._avalid_callback_url = ""
         self._async_proxy: str | None = None  # callback URLs share the base URL's origin
         self.login_count = 0
 
@@ -664,6 +668,14 @@ class FollowAnalyticsHook(BaseHook):
         self.log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
         return token
 
+    def _avalid_callback(self, callback_url: str, base_url: str) -> str:
+        # A trigger polls one URL hundreds of times: check it once (the checks parse the URL and
+        # its host, a sizeable part of a poll's CPU), not on every poll.
+        if self._avalid_callback_for != (callback_url, base_url):
+            self._avalid_callback_url = validate_callback_url(callback_url, base_url)
+            self._avalid_callback_for = (callback_url, base_url)
+        return self._avalid_callback_url
+
     def _aforget_token(self, failed_token: str, settings: ConnectionSettings) -> None:
         self._forget_token(failed_token)
         key = _account_key(settings)
@@ -688,7 +700,7 @@ class FollowAnalyticsHook(BaseHook):
         # every new secret, which stalls a triggerer running thousands of waits. This path never
         # logs or raises the raw URL (redact_url everywhere); the worker that started the export
         # and the worker that downloads it do mask the token.
-        url = validate_callback_url(callback_url, settings.base_url)
+        url = self._avalid_callback(callback_url, settings.base_url)
         session = await self.aget_session()
         for relogin in (False, True):
             token = await self.alogin()
@@ -705,6 +717,10 @@ class FollowAnalyticsHook(BaseHook):
                         response.close()  # the body is the file: drop the connection unread
                         return "ready"
                     if status == 202:
+                        if (response.content_length or 0) <= _SMALL_BODY:
+                            # Drain the small envelope: an unread body would make aiohttp drop this
+                            # keep-alive connection, and the next poll would open a new one.
+                            await response.read()
                         return "pending"
                     text = await response.text(errors="replace")
                     content_type = response.headers.get("Content-Type", "")

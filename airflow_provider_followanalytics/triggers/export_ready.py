@@ -63,8 +63,8 @@ REASON_INTERNAL = "internal"  # an unexpected exception
 class ExportReadyTrigger(BaseTrigger):
     """Poll a FollowAnalytics callback URL until the export is ready, from the triggerer.
 
-    Each poll is one ``GET`` of the callback URL (plus one login per trigger run, and one
-    re-login if the token expires):
+    Each poll is one ``GET`` of the callback URL (plus one login, shared by all the triggers
+    of one account in the triggerer, and one re-login if the token expires):
 
     * ``202``: not ready; sleep ``poll_interval`` plus a random 0-10 % (so that waits started
       together drift apart; never past ``deadline``) and poll again;

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -406,6 +407,64 @@ async def test_async_hooks_of_one_loop_share_one_session_until_the_last_closes(
     assert session.closed
     assert _LOOP_SESSIONS.users() == 0
     wait_for(lambda: emulator.open_connections() == 0, message="the pooled connection to close")
+
+
+class _HeadersThenBodyServer(ThreadingHTTPServer):
+    """Answers login, then 202 to every poll with the headers and the body in two TCP writes."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HeadersThenBodyHandler)
+        self.connections = 0
+
+
+class _HeadersThenBodyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HeadersThenBodyServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1  # one handler per TCP connection
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        time.sleep(0.02)  # the client has the headers well before the body, as over a real network
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._answer(200, {"success": True, "result": {"auth_token": "split-token"}})
+
+    def do_GET(self) -> None:
+        self._answer(202, {"success": True, "result": "Export not ready yet"})
+
+
+async def test_async_polls_keep_one_connection_when_the_body_trails_the_headers(set_connection: Any) -> None:
+    # An unread 202 body makes aiohttp close the connection: every poll would then open a new one.
+    import threading
+
+    server = _HeadersThenBodyServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    set_connection("fa_split", conn_type="followanalytics", login=EMAIL, password=PASSWORD, host=base)
+    hook = FollowAnalyticsHook("fa_split")
+    try:
+        url = f"{base}/api/exports/download_url?export_token=t"
+        assert [await hook.aget_export_status(url) for _ in range(5)] == ["pending"] * 5
+    finally:
+        await hook.aclose()
+        server.shutdown()
+        server.server_close()
+    assert server.connections == 1  # the login and the five polls all went over one connection
 
 
 def test_async_hook_survives_a_new_event_loop(emulator: FollowAnalyticsEmulator) -> None:
