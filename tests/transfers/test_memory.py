@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def peak_rss_growth(interval: float = 0.002) -> Iterator[dict[str, int]]:
-    """Sample this process's RSS in a thread; yields a dict that gets ``growth`` (peak - start)."""
+    """Sample this process's RSS in a thread; yields a dict that gets ``peak`` and ``growth`` (peak - start)."""
     process = psutil.Process()
     start = process.memory_info().rss
     peak = start
@@ -45,7 +45,8 @@ def peak_rss_growth(interval: float = 0.002) -> Iterator[dict[str, int]]:
     finally:
         stop.set()
         sampler.join()
-        result["growth"] = max(peak, process.memory_info().rss) - start
+        result["peak"] = max(peak, process.memory_info().rss)
+        result["growth"] = result["peak"] - start
 
 
 @pytest.fixture
@@ -79,10 +80,10 @@ def big_s3(monkeypatch: pytest.MonkeyPatch, moto_process: str) -> Any:
     return client
 
 
-def test_peak_memory_stays_flat_from_20_to_300_mib(
+def test_peak_memory_stays_flat_from_100_to_300_mib(
     emulator: FollowAnalyticsEmulator, start_export: Callable[..., str], big_s3: Any
 ) -> None:
-    def transfer(size: int, key: str) -> tuple[int, float]:
+    def transfer(size: int, key: str) -> tuple[dict[str, int], float]:
         url = start_export("xls", size)
         operator = FollowAnalyticsToS3Operator(
             task_id="to_s3", callback_url=url, s3_bucket="memory-test", s3_key=key, replace=True
@@ -90,19 +91,20 @@ def test_peak_memory_stays_flat_from_20_to_300_mib(
         started = time.monotonic()
         with peak_rss_growth() as rss:
             operator.execute({})
-        return rss["growth"], time.monotonic() - started
+        return rss, time.monotonic() - started
 
     transfer(20 * MiB, "warm-up.xls")  # imports, connection pools, allocator arenas
-    small_growth, _ = transfer(20 * MiB, "small.xls")
+    mid, _ = transfer(100 * MiB, "mid.xls")
     big_size = 300 * MiB
-    big_growth, seconds = transfer(big_size, "big.xls")
+    big, seconds = transfer(big_size, "big.xls")
 
     print(
-        f"RSS growth: 20 MiB export {small_growth / MiB:.1f} MiB, 300 MiB export {big_growth / MiB:.1f} MiB "
-        f"({big_size / MiB / seconds:.0f} MiB/s)"
+        f"RSS growth: 100 MiB export {mid['growth'] / MiB:.1f} MiB, 300 MiB export {big['growth'] / MiB:.1f} MiB "
+        f"(peaks {mid['peak'] / MiB:.0f} and {big['peak'] / MiB:.0f} MiB; {big_size / MiB / seconds:.0f} MiB/s)"
     )
     # Default parts are 8 MiB, 4 uploading + 1 filling: ~40 MiB of buffers, far below the file size.
-    assert big_growth < 80 * MiB, f"peak RSS grew by {big_growth / MiB:.0f} MiB for a 300 MiB export"
-    assert big_growth < small_growth + 24 * MiB, "memory grows with the export size"
+    assert big["growth"] < 80 * MiB, f"peak RSS grew by {big['growth'] / MiB:.0f} MiB for a 300 MiB export"
+    # Absolute peaks, not growths: how much the allocator kept from the run before varies.
+    assert big["peak"] < mid["peak"] + 24 * MiB, "memory grows with the export size"
     body = big_s3.get_object(Bucket="memory-test", Key="big.xls")["Body"]
     assert sha256_of_chunks(body.iter_chunks(4 * MiB)) == (expected_export_sha256(big_size, "xls"), big_size)
