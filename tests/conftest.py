@@ -7,8 +7,12 @@ session gets its own SQLite metadata DB and dags folder under a temporary direct
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="fa-airflow-home-"))
 (_HOME / "dags").mkdir()
@@ -29,3 +33,17 @@ os.environ.update(
 os.environ.pop("AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT", None)
 
 pytest_plugins = ["tests.fixtures", "tests.secrets_guard"]
+
+
+@pytest.fixture(autouse=True)
+def _forget_shared_async_logins() -> Iterator[None]:
+    """Each test starts without the async login its predecessors shared.
+
+    Async hooks share one token per account and base URL for the whole process; a later test's
+    emulator can get the same port again, and would then be sent a token it never issued (a 401
+    and a re-login: one request more than the test expects).
+    """
+    yield
+    module = sys.modules.get("airflow_provider_followanalytics.hooks.followanalytics")
+    if module is not None:
+        module._SHARED_TOKENS.clear()
