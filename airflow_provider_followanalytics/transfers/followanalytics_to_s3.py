@@ -6,7 +6,6 @@ is parsed; the provider is an optional extra (``airflow-provider-followanalytics
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -183,22 +182,14 @@ class MultipartUpload:
 
     def _upload_part(self, number: int, body: bytearray) -> tuple[dict[str, Any], int]:
         args = {"ChecksumAlgorithm": self._checksum} if self._checksum else {}
-        size = len(body)
-        try:
-            response = self._client.upload_part(
-                Bucket=self._bucket, Key=self._key, UploadId=self.upload_id, PartNumber=number, Body=body, **args
-            )
-        finally:
-            # Free the part's memory now: botocore keeps the request in reference cycles that only
-            # the garbage collector breaks, so the buffer could otherwise outlive its upload and the
-            # peak would depend on when the collector runs.
-            with contextlib.suppress(BufferError):  # still exported (a view alive): left to refcounting
-                body.clear()
+        response = self._client.upload_part(
+            Bucket=self._bucket, Key=self._key, UploadId=self.upload_id, PartNumber=number, Body=body, **args
+        )
         part = {"PartNumber": number, "ETag": response["ETag"]}
         checksum_field = f"Checksum{self._checksum}" if self._checksum else None
         if checksum_field and checksum_field in response:
             part[checksum_field] = response[checksum_field]
-        return part, size
+        return part, len(body)
 
     def _collect(self, done: set[Future[tuple[dict[str, Any], int]]]) -> None:
         self._pending -= done
