@@ -717,9 +717,10 @@ class FollowAnalyticsHook(BaseHook):
                         response.close()  # the body is the file: drop the connection unread
                         return "ready"
                     if status == 202:
-                        if (response.content_length or 0) <= _SMALL_BODY:
+                        if response.content_length is not None and response.content_length <= _SMALL_BODY:
                             # Drain the small envelope: an unread body would make aiohttp drop this
-                            # keep-alive connection, and the next poll would open a new one.
+                            # keep-alive connection, and the next poll would open a new one. A body
+                            # of unknown length (chunked) is not read: it could be anything.
                             await response.read()
                         return "pending"
                     text = await response.text(errors="replace")
