@@ -186,8 +186,7 @@ class FollowAnalyticsHook(BaseHook):
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
-        self._avalid_callback_for: tuple[str, str] | None = None
-        self._avalid_callback_url = ""
+        self._checked_callback: tuple[str, str, str] | None = None  # (callback URL, base URL, validated URL)
         self._async_proxy: str | None = None  # callback URLs share the base URL's origin
         self.login_count = 0
 
@@ -671,10 +670,11 @@ class FollowAnalyticsHook(BaseHook):
     def _avalid_callback(self, callback_url: str, base_url: str) -> str:
         # A trigger polls one URL hundreds of times: check it once (the checks parse the URL and
         # its host, a sizeable part of a poll's CPU), not on every poll.
-        if self._avalid_callback_for != (callback_url, base_url):
-            self._avalid_callback_url = validate_callback_url(callback_url, base_url)
-            self._avalid_callback_for = (callback_url, base_url)
-        return self._avalid_callback_url
+        checked = self._checked_callback
+        if checked is None or checked[:2] != (callback_url, base_url):
+            checked = (callback_url, base_url, validate_callback_url(callback_url, base_url))
+            self._checked_callback = checked
+        return checked[2]
 
     def _aforget_token(self, failed_token: str, settings: ConnectionSettings) -> None:
         self._forget_token(failed_token)
