@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from airflow.exceptions import AirflowException
 
+from airflow_provider_followanalytics._compat import AirflowFailException
+
 
 class FollowAnalyticsError(AirflowException):
     """Base class of every error raised by this provider."""
@@ -55,8 +57,16 @@ class FollowAnalyticsRetryableError(FollowAnalyticsAPIError):
         self.retry_after = retry_after
 
 
-class FollowAnalyticsExportExpiredError(FollowAnalyticsAPIError):
-    """The callback URL answered 400: its export token is missing, invalid or expired."""
+class FollowAnalyticsExportExpiredError(FollowAnalyticsAPIError, AirflowFailException):
+    """The callback URL answered 400: its export token is missing, invalid or expired.
+
+    An ``AirflowFailException``: no task retries it, since the same link never becomes valid
+    again. Clear the export task (and its downstream tasks) to start a new export.
+    """
+
+
+#: The name the sensor has always exported; the same class.
+ExportLinkExpiredError = FollowAnalyticsExportExpiredError
 
 
 class FollowAnalyticsExportNotReadyError(FollowAnalyticsAPIError):

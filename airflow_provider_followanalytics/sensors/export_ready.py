@@ -15,19 +15,24 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._api import validate_failure_budget
 from airflow_provider_followanalytics._compat import (
-    AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
     conf,
+    mask_secret,
 )
-from airflow_provider_followanalytics._urls import redact_url
+from airflow_provider_followanalytics._events import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    STATUS_ERROR,
+    STATUS_READY,
+    check_event,
+    error_for_event,
+)
+from airflow_provider_followanalytics._urls import export_token_of, redact_url
 from airflow_provider_followanalytics.exceptions import (
-    FollowAnalyticsAPIError,
-    FollowAnalyticsAuthError,
+    ExportLinkExpiredError,
     FollowAnalyticsConfigError,
     FollowAnalyticsError,
-    FollowAnalyticsExportExpiredError,
     FollowAnalyticsRetryableError,
 )
 
@@ -40,21 +45,9 @@ if TYPE_CHECKING:
 
 #: Default ``timeout``: a daily export that is not ready within a day will not be by the next run.
 DEFAULT_TIMEOUT = 24 * 60 * 60.0
-# Same value as triggers.export_ready.DEFAULT_MAX_CONSECUTIVE_FAILURES (a test keeps them equal);
-# not imported from there so that parsing a DAG file does not load the trigger machinery.
-_DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 # Airflow's own deferral timeout is only a safety net (e.g. no triggerer running): the trigger's
 # deadline fires first and gives the clearer message.
 _DEFER_TIMEOUT_GRACE = 60.0
-
-
-class ExportLinkExpiredError(FollowAnalyticsExportExpiredError, AirflowFailException):
-    """The callback URL answered 400: the export link is missing, invalid or expired.
-
-    Raised as an ``AirflowFailException`` so the sensor fails without task retries: the same
-    link will never become valid again. Start the export again (clear the upstream export task)
-    to get a fresh link. Still a :class:`FollowAnalyticsExportExpiredError` for ``except`` clauses.
-    """
 
 
 class ExportReadySensor(BaseSensorOperator):
@@ -131,7 +124,7 @@ class ExportReadySensor(BaseSensorOperator):
         poke_interval: timedelta | float = 60,
         timeout: timedelta | float | None = DEFAULT_TIMEOUT,
         poll_interval: float | None = None,
-        max_consecutive_failures: int = _DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
@@ -157,6 +150,16 @@ class ExportReadySensor(BaseSensorOperator):
         from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 
         return FollowAnalyticsHook(self.followanalytics_conn_id)
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render as usual, then register the callback URL's export token with the secret masker.
+
+        Airflow stores and shows the rendered fields (and logs them) right after rendering,
+        before :meth:`execute` runs: the token must be known to the masker by then.
+        """
+        super().render_template_fields(context, jinja_env)
+        if isinstance(self.callback_url, str):
+            mask_secret(export_token_of(self.callback_url))
 
     def execute(self, context: Context) -> str:
         """Wait for the export and return its callback URL (see the class docstring)."""
@@ -202,8 +205,6 @@ class ExportReadySensor(BaseSensorOperator):
     def _check(self) -> bool:
         try:
             status = self.hook.get_export_status(self.callback_url)
-        except FollowAnalyticsExportExpiredError as exc:
-            raise _no_retry(exc) from None
         except FollowAnalyticsRetryableError as exc:
             self._consecutive_failures += 1
             if self._consecutive_failures >= self.max_consecutive_failures:
@@ -242,50 +243,23 @@ class ExportReadySensor(BaseSensorOperator):
         :param event: the trigger's payload, ``{"status": "ready" | "error" | "timeout",
             "callback_url": ..., "message": ..., "reason": ...}``.
         """
-        if not isinstance(event, dict):
-            raise FollowAnalyticsError(
-                f"ExportReadySensor resumed with an event of type {type(event).__name__}; expected the "
-                "dict that ExportReadyTrigger sends. Treating it as a failure."
-            )
-        status = event.get("status")
+        event = check_event(event, type(self).__name__)
+        status = event["status"]
         message = redact_url(str(event.get("message") or "no message"))
-        if status == "ready":
-            callback_url = event.get("callback_url") or self.callback_url
-            url = self.hook.check_callback_url(callback_url)  # masks the token in this process too
+        if status == STATUS_READY:
+            url = self.hook.check_callback_url(self.callback_url)  # masks the token in this process too
             self.log.info("The FollowAnalytics export at %s is ready: %s", redact_url(url), message)
             return url
-        if status == "timeout":
-            text = f"ExportReadySensor timed out after {self.timeout}s: {message}"
-            if self.soft_fail:
-                raise AirflowSkipException(text)
-            raise AirflowSensorTimeout(text)
-        if status == "error":
-            raise _error_for_reason(event.get("reason"), f"Waiting for the FollowAnalytics export failed: {message}")
-        raise FollowAnalyticsError(
-            f"ExportReadySensor resumed with an event whose status is {status!r}; expected 'ready', "
-            "'error' or 'timeout'. Treating it as a failure."
-        )
+        if status == STATUS_ERROR:
+            raise error_for_event(event, f"Waiting for the FollowAnalytics export failed: {message}")
+        text = f"ExportReadySensor timed out after {self.timeout}s: {message}"
+        if self.soft_fail:
+            raise AirflowSkipException(text)
+        raise AirflowSensorTimeout(text)
 
     def _skip_if_soft_fail(self, exc: Exception) -> None:
         if self.soft_fail:
             raise AirflowSkipException(f"Skipping (soft_fail=True): {exc}") from exc
-
-
-def _no_retry(exc: FollowAnalyticsExportExpiredError) -> ExportLinkExpiredError:
-    return ExportLinkExpiredError(str(exc), http_status=exc.http_status, server_message=exc.server_message)
-
-
-def _error_for_reason(reason: object, message: str) -> FollowAnalyticsError:
-    # The same exception types as poke mode raises, so both modes fail (and retry) alike.
-    if reason == "expired":
-        return ExportLinkExpiredError(message, http_status=400)
-    if reason == "unavailable":
-        return FollowAnalyticsRetryableError(message)
-    if reason == "auth":
-        return FollowAnalyticsAuthError(message)
-    if reason == "config":
-        return FollowAnalyticsConfigError(message)
-    return FollowAnalyticsAPIError(message)
 
 
 __all__ = ["ExportLinkExpiredError", "ExportReadySensor"]

@@ -34,9 +34,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsConfigError,
     FollowAnalyticsDownloadError,
     FollowAnalyticsError,
-    FollowAnalyticsExportExpiredError,
 )
-from airflow_provider_followanalytics.sensors.export_ready import ExportLinkExpiredError
 
 if TYPE_CHECKING:
     import logging
@@ -151,21 +149,14 @@ def transfer_with_restarts(
     drop its resumable session). Only a download that broke off
     (:class:`FollowAnalyticsDownloadError`: truncated body, reset connection, read timeout)
     is started again, from zero; every other error (a 400 expired link, a 202 not ready,
-    an upload error) fails at once; a 400 raises :class:`ExportLinkExpiredError`, which
-    Airflow does not retry.
+    an upload error) fails at once; a 400 raises :class:`FollowAnalyticsExportExpiredError`,
+    which Airflow does not retry.
     """
     settings = hook.settings
     for attempt in range(1, attempts + 1):
         try:
             with hook.open_export(callback_url) as export:
                 return transfer_once(export)
-        except FollowAnalyticsExportExpiredError as exc:
-            if isinstance(exc, ExportLinkExpiredError):
-                raise
-            # The same link can never work again: fail without task retries, as the sensor does.
-            raise ExportLinkExpiredError(
-                str(exc), http_status=exc.http_status, server_message=exc.server_message
-            ) from None
         except FollowAnalyticsDownloadError as exc:
             if attempt >= attempts:
                 raise FollowAnalyticsDownloadError(

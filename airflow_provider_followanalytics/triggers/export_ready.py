@@ -17,12 +17,20 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_followanalytics._api import backoff_delay, validate_failure_budget
+from airflow_provider_followanalytics._events import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    EVENT_STATUSES,
+    REASON_INTERNAL,
+    REASON_OF_EXCEPTION,
+    REASON_UNAVAILABLE,
+    STATUS_ERROR,
+    STATUS_READY,
+    STATUS_TIMEOUT,
+)
 from airflow_provider_followanalytics._urls import export_token_of, redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import (
-    FollowAnalyticsAuthError,
     FollowAnalyticsConfigError,
     FollowAnalyticsError,
-    FollowAnalyticsExportExpiredError,
     FollowAnalyticsRetryableError,
 )
 
@@ -31,12 +39,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 
-#: Consecutive failed polls (network errors, timeouts, 429, 5xx) tolerated before giving up.
-#: With the backoff below (2, 4, 8, 16 poll intervals, jittered down to half) that is 15 to 30 poll
-#: intervals of unbroken outage: long enough to ride out a deploy or a rate-limit burst, short
-#: enough that a real outage fails the task (and its retries take over) instead of waiting
-#: silently until the timeout.
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 #: Longest single backoff wait, unless the poll interval itself is longer.
 MAX_BACKOFF_SECONDS = 600.0
 #: Each wait between two polls of a pending export is stretched by a random 0 to 10 %: waits
@@ -45,19 +47,6 @@ MAX_BACKOFF_SECONDS = 600.0
 POLL_JITTER = 0.1
 #: Event messages are cut to this length so that an event stays well under 1 KiB.
 MAX_MESSAGE_CHARS = 400
-
-STATUS_READY = "ready"
-STATUS_ERROR = "error"
-STATUS_TIMEOUT = "timeout"
-EVENT_STATUSES = (STATUS_READY, STATUS_ERROR, STATUS_TIMEOUT)
-
-#: Why an ``error`` event was sent (the event's ``reason``).
-REASON_EXPIRED = "expired"  # HTTP 400: the link is missing, invalid or expired; retrying cannot help
-REASON_AUTH = "auth"  # the login was refused
-REASON_UNAVAILABLE = "unavailable"  # the failure budget ran out on transient errors
-REASON_CONFIG = "config"  # bad connection or callback URL (e.g. another host): nothing was sent
-REASON_API = "api"  # any other unexpected answer of the API
-REASON_INTERNAL = "internal"  # an unexpected exception
 
 
 class ExportReadyTrigger(BaseTrigger):
@@ -144,10 +133,21 @@ class ExportReadyTrigger(BaseTrigger):
         payload = await self._wait()
         yield TriggerEvent(payload)
 
+    def __repr__(self) -> str:
+        # Airflow's triggerer logs repr(trigger) when it starts one (into the task log on 2.x):
+        # the default repr lists the kwargs, export token included.
+        return (
+            f"<{type(self).__module__}.{type(self).__qualname__} callback_url={redact_url(str(self.callback_url))} "
+            f"followanalytics_conn_id={self.followanalytics_conn_id} poll_interval={self.poll_interval} "
+            f"deadline={self.deadline}>"
+        )
+
     def _event(self, status: str, message: str, reason: str | None = None) -> dict[str, Any]:
+        # No raw callback URL: the triggerer logs every event into the task log, and the task
+        # that resumes knows its own URL. The redacted one is for display.
         event: dict[str, Any] = {
             "status": status,
-            "callback_url": self.callback_url,
+            "callback_url": redact_url(str(self.callback_url)),
             "message": _clip(redact_url(message)),
         }
         if reason is not None:
@@ -191,10 +191,6 @@ class ExportReadyTrigger(BaseTrigger):
                 if remaining is None:
                     raise  # not our deadline (the hook turns its own timeouts into RetryableError)
                 return self._timeout_event(polls)
-            except FollowAnalyticsExportExpiredError as exc:
-                return self._event(STATUS_ERROR, str(exc), REASON_EXPIRED)
-            except FollowAnalyticsAuthError as exc:
-                return self._event(STATUS_ERROR, str(exc), REASON_AUTH)
             except FollowAnalyticsRetryableError as exc:
                 failures += 1
                 if failures >= self.max_consecutive_failures:
@@ -212,10 +208,8 @@ class ExportReadyTrigger(BaseTrigger):
                     exc,
                     delay,
                 )
-            except FollowAnalyticsConfigError as exc:  # refused before any request
-                return self._event(STATUS_ERROR, str(exc), REASON_CONFIG)
-            except FollowAnalyticsError as exc:  # an unexpected answer (e.g. HTTP 404): not transient
-                return self._event(STATUS_ERROR, str(exc), REASON_API)
+            except FollowAnalyticsError as exc:  # a dead link, a refused login, a bad URL, an odd answer
+                return self._event(STATUS_ERROR, str(exc), _reason_of(exc))
             else:
                 failures = 0
                 if status == "ready":
@@ -248,6 +242,10 @@ async def _password_of(hook: FollowAnalyticsHook) -> str | None:
         return (await hook.aget_settings()).password
     except Exception:
         return None
+
+
+def _reason_of(exc: FollowAnalyticsError) -> str:
+    return next(reason for exc_type, reason in REASON_OF_EXCEPTION if isinstance(exc, exc_type))
 
 
 def _clip(message: str) -> str:

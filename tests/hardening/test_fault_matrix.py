@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 from airflow_provider_followanalytics.triggers.export_ready import ExportReadyTrigger
@@ -394,4 +395,8 @@ async def test_a_trigger_rebuilt_after_a_triggerer_restart_sees_the_export_ready
 
     event = await _first_event(_rebuild(trigger))
 
-    assert event == {"status": "ready", "callback_url": url, "message": "The export is ready (after 1 poll(s))."}
+    assert event == {
+        "status": "ready",
+        "callback_url": redact_url(url),
+        "message": "The export is ready (after 1 poll(s)).",
+    }

@@ -20,6 +20,7 @@ from airflow_provider_followanalytics._compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
 )
+from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAPIError,
@@ -270,7 +271,8 @@ def test_execute_complete_ready_returns_the_url_and_logs_it_redacted(
     sensor = _sensor(callback_url=url)
 
     with caplog.at_level(logging.INFO):
-        assert sensor.execute_complete({}, {"status": "ready", "callback_url": url, "message": "ok"}) == url  # type: ignore[arg-type]
+        event = {"status": "ready", "callback_url": redact_url(url), "message": "ok"}  # as the trigger sends it
+        assert sensor.execute_complete({}, event) == url  # type: ignore[arg-type]
 
     logs = caplog.text + "".join(capsys.readouterr())  # Airflow 3 logs through structlog to stdout
     assert "is ready" in logs
@@ -279,9 +281,23 @@ def test_execute_complete_ready_returns_the_url_and_logs_it_redacted(
     assert emulator.requests == []  # resuming makes no request
 
 
-def test_execute_complete_ready_refuses_a_foreign_url_in_the_event(emulator: FollowAnalyticsEmulator) -> None:
-    with pytest.raises(FollowAnalyticsConfigError):
-        _sensor().execute_complete({}, {"status": "ready", "callback_url": FOREIGN_URL})  # type: ignore[arg-type]
+def test_execute_complete_ready_returns_its_own_url_whatever_the_event_says(emulator: FollowAnalyticsEmulator) -> None:
+    url = f"{emulator.url}/api/exports/download_url?export_token=own-token-7"
+
+    assert _sensor(callback_url=url).execute_complete({}, {"status": "ready", "callback_url": FOREIGN_URL}) == url  # type: ignore[arg-type]
+
+
+def test_rendering_registers_the_export_token_with_the_masker() -> None:
+    # Airflow stores, shows and logs the rendered fields before execute() runs.
+    token = f"render-token-{uuid.uuid4().hex}"
+    sensor = _sensor(callback_url="{{ params.url }}")
+    sensor.render_template_fields({"params": {"url": f"http://127.0.0.1:1/x?export_token={token}"}})
+
+    if AIRFLOW_V_3:
+        from airflow.sdk.execution_time.secrets_masker import redact
+    else:
+        from airflow.utils.log.secrets_masker import redact  # type: ignore[no-redef]
+    assert token not in str(redact(sensor.callback_url))
 
 
 @pytest.mark.parametrize(
