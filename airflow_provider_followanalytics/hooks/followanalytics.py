@@ -211,11 +211,16 @@ class FollowAnalyticsHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel and hide fields of the Airflow 2 connection form."""
+        """Relabel and hide fields of the Airflow 2 connection form.
+
+        The same behaviour as provider info's ``ui-field-behaviour`` (what Airflow 3 reads), in
+        the spelling Airflow 2 validates a hook's answer against (``hidden_fields``, not
+        ``hidden-fields``; it drops the whole behaviour otherwise).
+        """
         from airflow_provider_followanalytics import get_provider_info
 
         behaviour: dict[str, Any] = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
-        return behaviour
+        return {key.replace("-", "_"): value for key, value in behaviour.items()}
 
     # ------------------------------------------------------------------ settings and token
     @property
