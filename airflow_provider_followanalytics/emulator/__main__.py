@@ -3,7 +3,7 @@
 ``python -m airflow_provider_followanalytics.emulator --port 0`` prints one line,
 ``FollowAnalytics emulator listening on http://127.0.0.1:<port>``, then serves
 until SIGTERM or SIGINT and exits with status 0. Drive it at run time through
-the ``/_emulator/state``, ``/_emulator/config``, ``/_emulator/faults`` and
+the ``/_emulator/state``, ``/_emulator/secrets``, ``/_emulator/config``, ``/_emulator/faults`` and
 ``/_emulator/reset`` control endpoints.
 """
 

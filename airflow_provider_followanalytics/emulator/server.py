@@ -392,6 +392,7 @@ class FollowAnalyticsEmulator:
       :meth:`state` counts every request, whether still recorded or not.
     * ``bytes_sent``: body bytes written for each 200 download response, appended when it ends.
     * ``issued_tokens``: every auth token handed out (kept by :meth:`reset`).
+    * ``issued_export_tokens``: every export token handed out in a callback URL (kept by :meth:`reset`).
     * ``user``: the user object the login answers with (its API keys are random secrets).
     """
 
@@ -430,6 +431,7 @@ class FollowAnalyticsEmulator:
         self._route_counts: dict[str, int] = dict.fromkeys(ROUTES, 0)
         self.bytes_sent: list[int] = []
         self.issued_tokens: list[str] = []
+        self.issued_export_tokens: list[str] = []
         self.user: dict[str, Any] = _make_user(email)
 
         self._lock = threading.RLock()
@@ -602,6 +604,21 @@ class FollowAnalyticsEmulator:
                 "pending_faults": sum(f.count for f in self._faults),
             }
 
+    def issued_secrets(self) -> dict[str, Any]:
+        """Every secret a client of this emulator must never log (``GET /_emulator/secrets``).
+
+        For tests that scan what other processes wrote: the password, the auth tokens and export
+        tokens handed out, and the API keys of the login answer's user object.
+        """
+        with self._lock:
+            keys = [entity[name] for entity in self.user["entities"] for name in ("qa_api_key", "prod_api_key")]
+            return {
+                "password": self.password,
+                "auth_tokens": list(self.issued_tokens),
+                "export_tokens": list(self.issued_export_tokens),
+                "api_keys": keys,
+            }
+
     def configure(self, **settings: Any) -> None:
         """Set configuration attributes (names in :data:`CONFIG_FIELDS`), type-checked."""
         checked: dict[str, Any] = {}
@@ -759,6 +776,7 @@ class FollowAnalyticsEmulator:
                 result: Any = message
             else:
                 token = secrets.token_urlsafe(16)
+                self.issued_export_tokens.append(token)
                 params = dict(request.query)
                 if ident is not None:
                     params["_identifier"] = unquote(ident)
@@ -890,7 +908,9 @@ class FollowAnalyticsEmulator:
 
     def _control(self, handler: _Handler, request: RecordedRequest) -> None:
         action = request.path[len("/_emulator/") :].rstrip("/")
-        expected_method = {"state": "GET", "config": "POST", "faults": "POST", "reset": "POST"}.get(action)
+        expected_method = {"state": "GET", "secrets": "GET", "config": "POST", "faults": "POST", "reset": "POST"}.get(
+            action
+        )
         if expected_method is None:
             handler.send_json(404, {"success": False, "message": _MSG_NOT_FOUND})
             return
@@ -899,6 +919,9 @@ class FollowAnalyticsEmulator:
             return
         if action == "state":
             handler.send_json(200, self.state())
+            return
+        if action == "secrets":
+            handler.send_json(200, self.issued_secrets())
             return
         if action == "reset":
             self.reset()

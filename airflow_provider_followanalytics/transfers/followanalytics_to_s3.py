@@ -16,6 +16,7 @@ from airflow_provider_followanalytics._compat import BaseOperator, lineage_uri_o
 from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+from airflow_provider_followanalytics.transfers._s3_uploads import abort_unfinished_uploads
 from airflow_provider_followanalytics.transfers._streaming import (
     MiB,
     check_download_attempts,
@@ -376,6 +377,7 @@ class FollowAnalyticsToS3Operator(BaseOperator):
                 "overwrite it, or template the key (e.g. with {{ ds }}) to write one object per run."
             )
         client = s3_hook.get_conn()
+        abort_unfinished_uploads(client, bucket, key, self.log)  # a killed attempt could not abort its own
         attempts = self.download_attempts or hook.settings.max_retries + 1
         if self.gzip and not key.endswith(".gz"):
             self.log.warning("gzip=True but %s does not end with '.gz'; most readers detect gzip by that suffix.", uri)

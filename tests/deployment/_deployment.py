@@ -1,0 +1,360 @@
+"""A real Airflow deployment for tests: each component its own process, in a temporary AIRFLOW_HOME.
+
+Airflow 3: ``api-server`` (the REST API, and the execution API that task processes report to),
+``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer``. Airflow 2.10: ``scheduler``
+(SequentialExecutor on SQLite, which runs ``airflow tasks run`` from PATH) and ``triggerer``.
+Stand-ins (the FollowAnalytics emulator behind a paced proxy, moto's S3) run as processes too.
+
+Task states come from Airflow itself: the REST API on 3, the CLI on 2. Every process writes its
+output to a file under ``captured/`` (beside AIRFLOW_HOME), so that a test can scan it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_followanalytics._compat import AIRFLOW_V_3
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DAG_ID = "followanalytics_deployment"
+TERMINAL_RUN_STATES = ("success", "failed")
+
+
+def free_port() -> int:
+    """A port the OS says is free now (for Airflow settings that cannot take 0)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll ``condition()`` until it returns a truthy value, and return it; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Process:
+    """A started process, its own session (so that its children can be signalled with it)."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    output: Path
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace") if self.output.exists() else ""
+
+    def wait_for_line(self, needle: str, timeout: float) -> str:
+        def found() -> str | None:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.popen.returncode}:\n{self.text()[-3000:]}")
+            return next((line for line in self.text().splitlines() if needle in line), None)
+
+        return str(wait_until(found, timeout, f"{self.name} to print {needle!r}", interval=0.05))
+
+    def kill_group(self, signum: int) -> None:
+        """Signal the process and every child of its session (a killed machine or container)."""
+        try:
+            os.killpg(self.popen.pid, signum)
+        except ProcessLookupError:
+            return
+        if signum == signal.SIGKILL:
+            self.popen.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.kill_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill_group(signal.SIGKILL)
+        else:  # the leader is gone; its children may not be
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+
+
+@dataclass
+class Processes:
+    """Starts processes with their output captured to files, and stops them all."""
+
+    captured: Path
+    started: list[Process] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
+        self.captured.mkdir(parents=True, exist_ok=True)
+        output = self.captured / f"{name}-{len(self.started)}.log"
+        with output.open("wb") as sink:
+            popen = subprocess.Popen(
+                argv, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+            )
+        process = Process(name, popen, output)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+
+
+def _http(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+@dataclass
+class StandIns:
+    """The emulator (reached through a paced proxy) and moto's S3 server, each its own process."""
+
+    emulator_url: str  # the emulator itself: its control endpoints
+    api_url: str  # what Airflow's connection uses: the proxy in front of the emulator
+    s3_url: str
+
+    def control(self, method: str, action: str, body: Any = None) -> Any:
+        return _http(method, f"{self.emulator_url}/_emulator/{action}", body)
+
+    def configure(self, **settings: Any) -> None:
+        self.control("POST", "config", settings)
+
+    def add_fault(self, **fault: Any) -> None:
+        self.control("POST", "faults", fault)
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.control("GET", "state"))
+
+    def s3(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="deploy",
+            aws_secret_access_key="deploy-secret",
+        )
+
+
+def start_stand_ins(processes: Processes, email: str, password: str, bytes_per_second: int) -> StandIns:
+    python = sys.executable
+    s3 = processes.start("moto", [python, "-m", "benchmarks._servers", "moto"])
+    s3_url = s3.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
+    emulator = processes.start(
+        "emulator",
+        [
+            python,
+            "-m",
+            "airflow_provider_followanalytics.emulator",
+            "--port",
+            "0",
+            "--email",
+            email,
+            "--password",
+            password,
+        ],
+    )
+    emulator_url = emulator.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
+    # Downloads at WAN speed, so that a test can kill a task in the middle of one.
+    proxy = processes.start(
+        "proxy", [python, "-m", "benchmarks._servers", "proxy", emulator_url, str(bytes_per_second)]
+    )
+    api_url = proxy.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
+    # Callback URLs must name the proxy: the hook only polls its connection's host.
+    _http("POST", f"{emulator_url}/_emulator/config", {"public_url": api_url})
+    return StandIns(emulator_url, api_url, s3_url)
+
+
+class Deployment:
+    """Airflow's components as separate processes, and ways to read what Airflow says.
+
+    :param home: the AIRFLOW_HOME (created); DAG files go to ``home / "dags"``.
+    :param processes: where component processes are started and captured.
+    :param connections: ``AIRFLOW_CONN_*`` variables for every component.
+    """
+
+    def __init__(self, home: Path, processes: Processes, connections: dict[str, str]) -> None:
+        from cryptography.fernet import Fernet
+
+        self.home = home
+        self.processes = processes
+        self.api_port = free_port()
+        (home / "dags").mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env.update(connections)
+        env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # the 2.10 executor runs `airflow` from PATH
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+                # Encrypted as in production: connections and trigger kwargs are not stored in clear.
+                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor" if AIRFLOW_V_3 else "SequentialExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": (
+                    r"airflow\..*|airflow_provider_followanalytics\..*"
+                ),
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                # Short heartbeats: a dead triggerer's triggers move to a new one within seconds.
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "2",
+                "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "4",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API_AUTH__JWT_SECRET": "deployment-test-jwt-secret-0123456789abcdef",
+                "AIRFLOW__API__SECRET_KEY": "deployment-test-secret-key",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__WEBSERVER__SECRET_KEY": "deployment-test-secret-key",
+                "NO_PROXY": "*",
+            }
+        )
+        self.env = env
+        self.triggerer: Process | None = None
+
+    # ------------------------------------------------------------------ components
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run an ``airflow`` CLI command; its output is captured for the secret scan too."""
+        result = subprocess.run(
+            [str(BIN / "airflow"), *args], capture_output=True, text=True, env=self.env, timeout=timeout, cwd=ROOT
+        )
+        self.processes.captured.mkdir(parents=True, exist_ok=True)
+        with (self.processes.captured / "cli.log").open("a") as log:
+            log.write(f"$ airflow {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+        return result
+
+    def component(self, name: str, *args: str) -> Process:
+        return self.processes.start(name, [str(BIN / "airflow"), name, *args], self.env)
+
+    def start(self, dag_files: list[Path]) -> None:
+        migrated = self.cli("db", "migrate", timeout=600)
+        assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+        for dag_file in dag_files:
+            (self.home / "dags" / dag_file.name).write_bytes(dag_file.read_bytes())
+        if AIRFLOW_V_3:
+            api = self.component("api-server", "--port", str(self.api_port), "--host", "127.0.0.1")
+            wait_until(lambda: self._api_answers(api), 120, "the API server to answer")
+            self.component("dag-processor")
+        self.component("scheduler", "--skip-serve-logs")
+        self.start_triggerer()
+        wait_until(self._unpause, 180, f"DAG {DAG_ID} to be parsed and unpaused", interval=0.5)
+
+    def start_triggerer(self) -> Process:
+        self.triggerer = self.component("triggerer", "--skip-serve-logs")
+        return self.triggerer
+
+    def _api_answers(self, api: Process) -> bool:
+        if api.popen.poll() is not None:
+            raise AssertionError(f"api-server exited:\n{api.text()[-3000:]}")
+        try:
+            return self.api("GET", "/api/v2/monitor/health") is not None
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def _unpause(self) -> bool:
+        if AIRFLOW_V_3:
+            try:
+                self.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:  # not parsed yet
+                    return False
+                raise
+            return True
+        return self.cli("dags", "unpause", DAG_ID).returncode == 0
+
+    # ------------------------------------------------------------------ what Airflow says
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the Airflow 3 REST API (all users are admins in this deployment)."""
+        return _http(method, f"http://127.0.0.1:{self.api_port}{path}", body)
+
+    def trigger(self, run_id: str, logical_date: str, conf: dict[str, Any]) -> None:
+        if AIRFLOW_V_3:
+            self.api(
+                "POST",
+                f"/api/v2/dags/{DAG_ID}/dagRuns",
+                {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf},
+            )
+            return
+        result = self.cli("dags", "trigger", DAG_ID, "-r", run_id, "-e", logical_date, "-c", json.dumps(conf))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    def task_states(self, run_id: str) -> dict[str, str | None]:
+        if AIRFLOW_V_3:
+            answer = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+            return {ti["task_id"]: ti["state"] for ti in answer["task_instances"]}
+        result = self.cli("tasks", "states-for-dag-run", DAG_ID, run_id, "--output", "json")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        rows = json.loads(result.stdout[result.stdout.index("[") :])
+        return {row["task_id"]: row["state"] or None for row in rows}
+
+    def run_state(self, run_id: str) -> str:
+        if AIRFLOW_V_3:
+            return str(self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"])
+        result = self.cli("dags", "state", DAG_ID, run_id)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result.stdout.strip().splitlines()[-1]
+
+    def wait_for_task_state(self, run_id: str, task_id: str, state: str, timeout: float) -> None:
+        wait_until(
+            lambda: self.task_states(run_id).get(task_id) == state,
+            timeout,
+            f"{task_id} of {run_id} to be {state}",
+            interval=0.5,
+        )
+
+    def wait_for_run(self, run_id: str, timeout: float) -> str:
+        state = wait_until(
+            lambda: (s := self.run_state(run_id)) in TERMINAL_RUN_STATES and s,
+            timeout,
+            f"run {run_id} to end",
+            interval=0.5,
+        )
+        return str(state)
+
+    def task_logs(self, run_id: str, task_id: str) -> dict[int, str]:
+        """The task's log of each attempt, as Airflow wrote it under AIRFLOW_HOME/logs."""
+        folder = self.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        attempts = {}
+        for path in folder.glob("attempt=*.log"):  # attempt=1.log.trigger.<id>.log is the triggerer's part
+            match = re.fullmatch(r"attempt=(\d+)\.log", path.name)
+            if match:
+                attempts[int(match.group(1))] = path.read_text(errors="replace")
+        return dict(sorted(attempts.items()))
+
+    def trigger_logs(self, run_id: str, task_id: str) -> str:
+        """What the triggerer wrote for the task (Airflow 3 keeps it beside the task's log)."""
+        folder = self.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log.trigger.*")))

@@ -1,0 +1,146 @@
+"""The provider in a real multi-process Airflow deployment (see _deployment.py).
+
+Each test triggers the pipeline (export -> deferrable sensor -> S3) as a user would and reads
+the outcome from Airflow (REST API on 3, CLI on 2) and from the stand-ins. Faults are real:
+SIGKILL of the triggerer while a sensor is deferred, SIGKILL of the task process in the middle of
+a transfer, a callback that turns to 400 during the wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import psutil
+import pytest
+
+from airflow_provider_followanalytics.emulator import expected_export_sha256
+from tests.deployment._deployment import Deployment, StandIns, wait_until
+from tests.deployment.conftest import BUCKET
+
+pytestmark = [pytest.mark.deployment, pytest.mark.timeout(900)]
+TASKS = ("start_export", "wait_for_export", "upload_to_s3")
+
+
+def _run_id(name: str) -> str:
+    return f"{name}_{uuid.uuid4().hex[:8]}"
+
+
+def _start(deployment: Deployment, stand_ins: StandIns, name: str, **config: Any) -> str:
+    stand_ins.control("POST", "reset")
+    stand_ins.configure(**{"never_ready": False, "ready_after": 0, "export_size": 1 << 20, "seed": 0, **config})
+    run_id = _run_id(name)
+    # A logical date of its own: Airflow keeps one run per DAG and logical date.
+    deployment.trigger(run_id, datetime.now(timezone.utc).isoformat(), {"bucket": BUCKET})
+    return run_id
+
+
+def _object(stand_ins: StandIns, run_id: str) -> bytes:
+    return bytes(stand_ins.s3().get_object(Bucket=BUCKET, Key=f"followanalytics/{run_id}.csv")["Body"].read())
+
+
+def _callback_polls(stand_ins: StandIns) -> int:
+    requests = stand_ins.state()["requests"]
+    return int(requests.get("callback", 0)) + int(requests.get("download", 0))
+
+
+def _wait_deferred(deployment: Deployment, stand_ins: StandIns, run_id: str) -> None:
+    deployment.wait_for_task_state(run_id, "wait_for_export", "deferred", 180)
+    # The triggerer, not a worker, is polling: polls go on while the task is deferred.
+    polls = _callback_polls(stand_ins)
+    wait_until(lambda: _callback_polls(stand_ins) >= polls + 2, 60, "the triggerer to poll the callback URL")
+
+
+def _tries(deployment: Deployment, run_id: str) -> dict[str, int]:
+    """How many attempts each task made, from the task logs Airflow wrote (both versions)."""
+    return {task: len(deployment.task_logs(run_id, task)) for task in TASKS}
+
+
+def test_a_triggerer_killed_mid_wait_is_replaced_and_the_run_succeeds(
+    deployment: Deployment, stand_ins: StandIns
+) -> None:
+    run_id = _start(deployment, stand_ins, "triggerer_kill", never_ready=True, export_size=3 * 1024 * 1024 + 7)
+    _wait_deferred(deployment, stand_ins, run_id)
+
+    old = deployment.triggerer
+    assert old is not None
+    old.kill_group(signal.SIGKILL)  # the triggerer and its trigger runner, with no chance to clean up
+    stand_ins.configure(never_ready=False)  # the export gets ready while no triggerer runs
+    polls_before_restart = _callback_polls(stand_ins)
+    new = deployment.start_triggerer()
+
+    assert deployment.wait_for_run(run_id, 240) == "success", deployment.task_states(run_id)
+    assert set(deployment.task_states(run_id).values()) == {"success"}
+    assert _tries(deployment, run_id) == dict.fromkeys(TASKS, 1)  # no task retried
+    assert stand_ins.state()["requests"]["export"] == 1
+    assert _callback_polls(stand_ins) > polls_before_restart  # the new triggerer took the wait over
+    assert new.popen.poll() is None
+    body = _object(stand_ins, run_id)
+    assert hashlib.sha256(body).hexdigest() == expected_export_sha256(3 * 1024 * 1024 + 7, "csv", seed=0)
+
+
+def _uploading_process(stand_ins: StandIns) -> psutil.Process | None:
+    """The process that holds a connection to moto's S3 port: the task doing the transfer."""
+    port = int(stand_ins.s3_url.rsplit(":", 1)[1])
+    mine = psutil.Process().pid
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.raddr and conn.raddr.port == port and conn.pid and conn.pid != mine:
+            return psutil.Process(conn.pid)
+    return None
+
+
+def _pending_uploads(stand_ins: StandIns) -> list[dict[str, Any]]:
+    return list(stand_ins.s3().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
+
+
+def test_a_task_killed_mid_transfer_is_retried_into_one_exact_object(
+    deployment: Deployment, stand_ins: StandIns
+) -> None:
+    size = 96 * 1024 * 1024 + 5
+    run_id = _start(deployment, stand_ins, "task_kill", export_size=size)
+    key = f"followanalytics/{run_id}.csv"
+
+    def uploading() -> psutil.Process | None:
+        # At least one part is in S3: the multipart upload is well under way.
+        uploads = [u for u in _pending_uploads(stand_ins) if u["Key"] == key]
+        if not uploads:
+            return None
+        parts = stand_ins.s3().list_parts(Bucket=BUCKET, Key=key, UploadId=uploads[0]["UploadId"]).get("Parts", [])
+        return _uploading_process(stand_ins) if parts else None
+
+    victim = wait_until(uploading, 240, "the transfer to be uploading parts", interval=0.05)
+    victim.kill()  # SIGKILL: the process cannot abort its own multipart upload
+    killed_at = time.monotonic()
+
+    assert deployment.wait_for_run(run_id, 300) == "success", deployment.task_states(run_id)
+    assert _tries(deployment, run_id) == {"start_export": 1, "wait_for_export": 1, "upload_to_s3": 2}
+    assert stand_ins.state()["requests"]["export"] == 1
+    assert hashlib.sha256(_object(stand_ins, run_id)).hexdigest() == expected_export_sha256(size, "csv", seed=0)
+    # The retry aborted the upload its killed attempt left open: nothing is pending for the key.
+    assert [u for u in _pending_uploads(stand_ins) if u["Key"] == key] == []
+    assert time.monotonic() - killed_at < 300
+
+
+def test_a_callback_that_turns_400_while_deferred_fails_the_run_at_once(
+    deployment: Deployment, stand_ins: StandIns
+) -> None:
+    run_id = _start(deployment, stand_ins, "expired", never_ready=True)
+    _wait_deferred(deployment, stand_ins, run_id)
+    message = f"The export link expired ({uuid.uuid4().hex[:6]})"
+    body = f'{{"success": false, "status": 400, "error_message": "{message}"}}'
+    stand_ins.add_fault(route="callback", kind="status", status=400, count=1000, body=body)
+    expired_at = time.monotonic()
+
+    assert deployment.wait_for_run(run_id, 120) == "failed"
+    assert time.monotonic() - expired_at < 60
+    states = deployment.task_states(run_id)
+    assert states["wait_for_export"] == "failed"
+    assert states["upload_to_s3"] in ("upstream_failed", None)
+    logs = deployment.task_logs(run_id, "wait_for_export")
+    assert list(logs) == [1]  # retries=2, and none was made: the link cannot come back
+    assert message in logs[1]
+    assert "HTTP 400" in logs[1]
