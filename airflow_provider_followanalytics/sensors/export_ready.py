@@ -19,7 +19,6 @@ from airflow_provider_followanalytics._compat import (
     AirflowSkipException,
     BaseSensorOperator,
     conf,
-    mask_secret,
 )
 from airflow_provider_followanalytics._events import (
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
@@ -28,7 +27,8 @@ from airflow_provider_followanalytics._events import (
     check_event,
     error_for_event,
 )
-from airflow_provider_followanalytics._urls import export_token_of, redact_url
+from airflow_provider_followanalytics._rendering import MasksCallbackUrl
+from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import (
     ExportLinkExpiredError,
     FollowAnalyticsConfigError,
@@ -50,7 +50,7 @@ DEFAULT_TIMEOUT = 24 * 60 * 60.0
 _DEFER_TIMEOUT_GRACE = 60.0
 
 
-class ExportReadySensor(BaseSensorOperator):
+class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
     """Wait until a FollowAnalytics export is ready, and return its callback URL.
 
     Each check is one ``GET`` of the callback URL: ``202`` means not ready yet, ``200`` means
@@ -150,16 +150,6 @@ class ExportReadySensor(BaseSensorOperator):
         from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 
         return FollowAnalyticsHook(self.followanalytics_conn_id)
-
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render as usual, then register the callback URL's export token with the secret masker.
-
-        Airflow stores and shows the rendered fields (and logs them) right after rendering,
-        before :meth:`execute` runs: the token must be known to the masker by then.
-        """
-        super().render_template_fields(context, jinja_env)
-        if isinstance(self.callback_url, str):
-            mask_secret(export_token_of(self.callback_url))
 
     def execute(self, context: Context) -> str:
         """Wait for the export and return its callback URL (see the class docstring)."""

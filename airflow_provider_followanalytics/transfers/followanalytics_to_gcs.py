@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._compat import BaseOperator, lineage_uri_object
+from airflow_provider_followanalytics._rendering import MasksCallbackUrl
 from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
@@ -89,7 +90,7 @@ class TransferResult:
     downloaded: int
 
 
-class FollowAnalyticsToGCSOperator(BaseOperator):
+class FollowAnalyticsToGCSOperator(MasksCallbackUrl, BaseOperator):
     """Stream a ready FollowAnalytics export into a GCS object, in bounded memory.
 
     The export is downloaded from its callback URL and sent to GCS at the same time, as a

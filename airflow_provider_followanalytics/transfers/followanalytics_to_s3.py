@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._compat import BaseOperator, lineage_uri_object
+from airflow_provider_followanalytics._rendering import MasksCallbackUrl
 from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
@@ -240,7 +241,7 @@ class MultipartUpload:
         self._executor.shutdown(wait=True)
 
 
-class FollowAnalyticsToS3Operator(BaseOperator):
+class FollowAnalyticsToS3Operator(MasksCallbackUrl, BaseOperator):
     """Stream a ready FollowAnalytics export into an S3 object, in bounded memory.
 
     The export is downloaded from its callback URL and uploaded to S3 at the same time: the

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import sqlite3
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from airflow_provider_followanalytics._compat import AIRFLOW_V_3
 from airflow_provider_followanalytics.emulator import expected_export_sha256
 from tests.deployment._deployment import Deployment, StandIns, wait_until
 from tests.deployment.conftest import BUCKET
@@ -144,3 +147,61 @@ def test_a_callback_that_turns_400_while_deferred_fails_the_run_at_once(
     assert list(logs) == [1]  # retries=2, and none was made: the link cannot come back
     assert message in logs[1]
     assert "HTTP 400" in logs[1]
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
+def test_no_secret_anywhere_airflow_writes(deployment: Deployment, stand_ins: StandIns) -> None:
+    # A pipeline that defers, polls several times and logs in again mid-wait (more secrets handed out).
+    run_id = _start(deployment, stand_ins, "secrets", ready_after=4, token_max_uses=3)
+    assert deployment.wait_for_run(run_id, 240) == "success", deployment.task_states(run_id)
+    secrets = stand_ins.control("GET", "secrets")
+    export_tokens = secrets["export_tokens"]
+    never = [secrets["password"], *secrets["auth_tokens"], *secrets["api_keys"]]
+    assert len(secrets["auth_tokens"]) >= 2
+    assert export_tokens
+    assert len(secrets["api_keys"]) == 4
+
+    # The metadata DB holds the callback URL in XCom (the contract between tasks), nothing else secret.
+    database = deployment.home / "airflow.db"
+    database_files = set(deployment.home.glob("airflow.db*"))  # with its -wal and -shm files
+    scanned = {path: path.read_bytes() for path in _files_under(deployment.home) if path not in database_files}
+    scanned.update({path: path.read_bytes() for path in _files_under(deployment.processes.captured)})
+    assert len(scanned) > 10, sorted(scanned)
+    leaks = [
+        f"{path}: {'export token' if secret in export_tokens else 'secret'} {secret[:4]}..."
+        for path, content in scanned.items()
+        for secret in [*never, *export_tokens]
+        if secret.encode() in content
+    ]
+    for path in database_files:
+        raw = path.read_bytes()
+        leaks += [f"{path}: secret {secret[:4]}..." for secret in never if secret.encode() in raw]
+    with sqlite3.connect(database) as db:
+        rendered = " ".join(str(row) for row in db.execute("SELECT * FROM rendered_task_instance_fields"))
+    leaks += [f"rendered fields: export token {t[:4]}..." for t in export_tokens if t in rendered]
+    assert leaks == []
+    # The scan saw what it guards: the triggerer logged the fired event, with the URL redacted.
+    trigger_output = deployment.trigger_logs(run_id, "wait_for_export") + "".join(
+        path.read_text(errors="replace") for path in deployment.processes.captured.glob("triggerer-*.log")
+    )
+    assert "export_token=***" in trigger_output
+    assert "wait_for_export" in rendered
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3, reason="the REST API of Airflow 3's API server")
+def test_the_api_server_serves_the_connection_form(deployment: Deployment) -> None:
+    # The UI fetches it from /ui/connections/hook_meta (Airflow 3.3; not under /api/v2).
+    hooks = {hook["connection_type"]: hook for hook in deployment.api("GET", "/ui/connections/hook_meta")}
+    form = hooks["followanalytics"]
+    assert form["hook_name"] == "FollowAnalytics"
+    standard = form["standard_fields"]
+    assert standard["login"]["title"] == "Email"
+    assert standard["host"]["title"] == "API base URL"
+    assert standard["port"]["hidden"] is True
+    assert standard["url_schema"]["hidden"] is True
+    assert set(form["extra_fields"]) == {
+        f"extra__followanalytics__{f}" for f in ("timeout", "max_retries", "retry_delay")
+    }

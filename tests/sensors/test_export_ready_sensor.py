@@ -287,19 +287,6 @@ def test_execute_complete_ready_returns_its_own_url_whatever_the_event_says(emul
     assert _sensor(callback_url=url).execute_complete({}, {"status": "ready", "callback_url": FOREIGN_URL}) == url  # type: ignore[arg-type]
 
 
-def test_rendering_registers_the_export_token_with_the_masker() -> None:
-    # Airflow stores, shows and logs the rendered fields before execute() runs.
-    token = f"render-token-{uuid.uuid4().hex}"
-    sensor = _sensor(callback_url="{{ params.url }}")
-    sensor.render_template_fields({"params": {"url": f"http://127.0.0.1:1/x?export_token={token}"}})
-
-    if AIRFLOW_V_3:
-        from airflow.sdk.execution_time.secrets_masker import redact
-    else:
-        from airflow.utils.log.secrets_masker import redact  # type: ignore[no-redef]
-    assert token not in str(redact(sensor.callback_url))
-
-
 @pytest.mark.parametrize(
     ("reason", "expected"),
     [
