@@ -124,6 +124,12 @@ def _http(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:
     return json.loads(raw) if raw else None
 
 
+def _json_rows(stdout: str) -> list[dict[str, Any]]:
+    """The JSON list an Airflow 2 CLI command printed with ``--output json`` (after its log lines)."""
+    line = next((line for line in reversed(stdout.splitlines()) if line.startswith(("[{", "[]"))), "[]")
+    return list(json.loads(line))
+
+
 @dataclass
 class StandIns:
     """The emulator (reached through a paced proxy) and moto's S3 server, each its own process."""
@@ -208,6 +214,7 @@ class Deployment:
                 "AIRFLOW_HOME": str(home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
                 # Encrypted as in production: connections and trigger kwargs are not stored in clear.
                 "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
@@ -293,7 +300,13 @@ class Deployment:
                     return False
                 raise
             return True
-        return self.cli("dags", "unpause", DAG_ID).returncode == 0
+        # Airflow 2's `dags unpause` of a DAG not parsed yet says "No paused DAGs were found" and exits
+        # 0; DAGs are created unpaused here, so wait until the DAG is listed, unpaused.
+        listed = self.cli("dags", "list", "--output", "json")
+        if listed.returncode != 0:
+            return False
+        dags = _json_rows(listed.stdout)
+        return any(dag["dag_id"] == DAG_ID and not dag.get("is_paused") for dag in dags)
 
     # ------------------------------------------------------------------ what Airflow says
     def api(self, method: str, path: str, body: Any = None) -> Any:
@@ -317,15 +330,15 @@ class Deployment:
             return {ti["task_id"]: ti["state"] for ti in answer["task_instances"]}
         result = self.cli("tasks", "states-for-dag-run", DAG_ID, run_id, "--output", "json")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        rows = json.loads(result.stdout[result.stdout.index("[") :])
+        rows = _json_rows(result.stdout)
         return {row["task_id"]: row["state"] or None for row in rows}
 
     def run_state(self, run_id: str) -> str:
         if AIRFLOW_V_3:
             return str(self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"])
-        result = self.cli("dags", "state", DAG_ID, run_id)
+        result = self.cli("dags", "list-runs", "-d", DAG_ID, "--output", "json")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        return result.stdout.strip().splitlines()[-1]
+        return next(str(row["state"]) for row in _json_rows(result.stdout) if row["run_id"] == run_id)
 
     def wait_for_task_state(self, run_id: str, task_id: str, state: str, timeout: float) -> None:
         wait_until(
