@@ -306,7 +306,8 @@ class Deployment:
         if listed.returncode != 0:
             return False
         dags = _json_rows(listed.stdout)
-        return any(dag["dag_id"] == DAG_ID and not dag.get("is_paused") for dag in dags)
+        # is_paused is printed as "False" (a string), or null while the DAG's row is being written.
+        return any(dag["dag_id"] == DAG_ID and str(dag.get("is_paused")) in ("False", "None") for dag in dags)
 
     # ------------------------------------------------------------------ what Airflow says
     def api(self, method: str, path: str, body: Any = None) -> Any:
@@ -349,6 +350,11 @@ class Deployment:
         )
 
     def wait_for_run(self, run_id: str, timeout: float) -> str:
+        """Wait until the run ends; return its state as Airflow reports it."""
+        if not AIRFLOW_V_3:
+            # Each Airflow 2 CLI call costs seconds of CPU that the tasks need: wait for the
+            # scheduler to say the run finished, then ask the CLI once.
+            wait_until(lambda: self._scheduler_finished(run_id), timeout, f"the scheduler to finish {run_id}")
         state = wait_until(
             lambda: (s := self.run_state(run_id)) in TERMINAL_RUN_STATES and s,
             timeout,
@@ -356,6 +362,12 @@ class Deployment:
             interval=0.5,
         )
         return str(state)
+
+    def _scheduler_finished(self, run_id: str) -> bool:
+        outputs = [p for p in self.processes.started if p.name == "scheduler"]
+        return any(
+            f"run_id={run_id}," in line for p in outputs for line in p.text().splitlines() if "DagRun Finished" in line
+        )
 
     def task_logs(self, run_id: str, task_id: str) -> dict[int, str]:
         """The task's log of each attempt, as Airflow wrote it under AIRFLOW_HOME/logs."""

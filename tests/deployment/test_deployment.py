@@ -52,10 +52,12 @@ def _callback_polls(stand_ins: StandIns) -> int:
 
 
 def _wait_deferred(deployment: Deployment, stand_ins: StandIns, run_id: str) -> None:
-    deployment.wait_for_task_state(run_id, "wait_for_export", "deferred", 180)
-    # The triggerer, not a worker, is polling: polls go on while the task is deferred.
+    # One poll from the worker before deferring, then the triggerer's: the polls go on while the
+    # task is deferred (watched on the emulator, which is cheap, then confirmed by Airflow once).
+    wait_until(lambda: _callback_polls(stand_ins) >= 3, 180, "the triggerer to poll the callback URL")
+    deployment.wait_for_task_state(run_id, "wait_for_export", "deferred", 60)
     polls = _callback_polls(stand_ins)
-    wait_until(lambda: _callback_polls(stand_ins) >= polls + 2, 60, "the triggerer to poll the callback URL")
+    wait_until(lambda: _callback_polls(stand_ins) > polls, 60, "another poll while deferred")
 
 
 def _tries(deployment: Deployment, run_id: str) -> dict[str, int]:
