@@ -1054,3 +1054,23 @@ def test_export_chunks_is_fast() -> None:
     total = sum(len(chunk) for chunk in export_chunks(size, "csv", seed=5))
     assert total == size
     assert time.monotonic() - started < 5.0  # generous: it runs at several GB/s
+
+
+def test_secrets_endpoint_lists_every_secret_handed_out(
+    emu: FollowAnalyticsEmulator, session: requests.Session
+) -> None:
+    headers = login(emu, session)
+    callback = start_export(emu, session, headers)
+    emu.reset()  # the secrets stay known: a process may still hold them
+
+    answer = session.get(f"{emu.url}/_emulator/secrets", timeout=5)
+
+    assert answer.status_code == 200
+    secrets = answer.json()
+    assert secrets["password"] == PASSWORD
+    assert secrets["auth_tokens"] == [headers["Authorization"].removeprefix("Token ")]
+    assert secrets["export_tokens"] == [callback.split("export_token=")[1]]
+    keys = [entity[k] for entity in emu.user["entities"] for k in ("qa_api_key", "prod_api_key")]
+    assert secrets["api_keys"] == keys
+    assert len(set(keys)) == 4
+    assert session.post(f"{emu.url}/_emulator/secrets", timeout=5).status_code == 405
