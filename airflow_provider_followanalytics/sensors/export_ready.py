@@ -252,7 +252,8 @@ class ExportReadySensor(BaseSensorOperator):
         if status == "ready":
             callback_url = event.get("callback_url") or self.callback_url
             url = self.hook.check_callback_url(callback_url)  # masks the token in this process too
-            self.log.info("The FollowAnalytics export at %s is ready: %s", redact_url(url), message)
+            # The event's own message ("The export is ready (after N poll(s)).") is in the log already.
+            self.log.info("The FollowAnalytics export at %s is ready", redact_url(url))
             return url
         if status == "timeout":
             text = f"ExportReadySensor timed out after {self.timeout}s: {message}"
