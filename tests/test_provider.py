@@ -62,9 +62,10 @@ def test_connection_form_relabels_login_as_email() -> None:
     assert behaviour["relabeling"]["login"] == "Email"
     assert {"schema", "port"} <= set(behaviour["hidden-fields"])
     conn_type = get_provider_info()["connection-types"][0]
-    assert set(conn_type["conn-fields"]) == {"timeout", "max_retries", "retry_delay"}
+    fields = {"timeout", "max_retries", "retry_delay", "allow_insecure_http"}
+    assert set(conn_type["conn-fields"]) == fields
     if not AIRFLOW_V_3:  # Airflow 2 builds the form from the hook's widgets
-        assert set(FollowAnalyticsHook.get_connection_form_widgets()) == {"timeout", "max_retries", "retry_delay"}
+        assert set(FollowAnalyticsHook.get_connection_form_widgets()) == fields
 
 
 def test_cli_lists_provider_and_connection_type() -> None:

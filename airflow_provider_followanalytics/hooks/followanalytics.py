@@ -205,7 +205,7 @@ class FollowAnalyticsHook(BaseHook):
         """Extra fields of the Airflow 2 connection form (Airflow 3 reads provider info)."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField, StringField
+        from wtforms import BooleanField, IntegerField, StringField
         from wtforms.validators import NumberRange, Optional
 
         return {
@@ -216,6 +216,9 @@ class FollowAnalyticsHook(BaseHook):
                 widget=BS3TextFieldWidget(),
             ),
             "retry_delay": StringField(lazy_gettext("First retry delay (seconds)"), widget=BS3TextFieldWidget()),
+            "allow_insecure_http": BooleanField(
+                lazy_gettext("Allow plain http to a non-loopback host (local emulator only)"), default=False
+            ),
         }
 
     @classmethod
