@@ -101,6 +101,11 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Base of the exponential backoff, with jitter. Default 1.0.",
                         "schema": {"type": ["number", "null"], "minimum": 0},
                     },
+                    "allow_insecure_http": {
+                        "label": "Allow plain http to a non-loopback host (local emulator only)",
+                        "description": "Sends the password in clear text (a warning each time). Never the real API.",
+                        "schema": {"type": ["boolean", "null"]},
+                    },
                 },
             }
         ],

@@ -98,6 +98,14 @@ def _number(value: Any, name: str, *, integer: bool = False, minimum: float = 0)
     return number
 
 
+def _flag(value: Any, name: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise FollowAnalyticsConfigError(f"Connection extra {name}={value!r} must be true or false.")
+
+
 def settings_from_connection(
     conn: Connection,
     *,
@@ -129,7 +137,12 @@ def settings_from_connection(
         return default if value is None else value
 
     return ConnectionSettings(
-        base_url=normalize_base_url(conn.host, conn.port),
+        base_url=normalize_base_url(
+            conn.host,
+            conn.port,
+            _extra_value(extra, "scheme"),
+            allow_insecure_http=_flag(_extra_value(extra, "allow_insecure_http"), "allow_insecure_http"),
+        ),
         email=email,
         password=password,
         timeout=_number(pick(timeout, "timeout", DEFAULT_TIMEOUT), "timeout", minimum=0.001),
@@ -137,6 +150,30 @@ def settings_from_connection(
         retry_delay=_number(pick(retry_delay, "retry_delay", DEFAULT_RETRY_DELAY), "retry_delay"),
         max_retry_delay=_number(pick(max_retry_delay, "max_retry_delay", DEFAULT_MAX_RETRY_DELAY), "max_retry_delay"),
     )
+
+
+def tls_error(what: str, base_url: str, reason: str) -> FollowAnalyticsConfigError:
+    """The error for a failed TLS handshake: not retried, since the same handshake fails again.
+
+    :param what: the request, for the message.
+    :param base_url: the connection's API base URL.
+    :param reason: the library's error text (already redacted).
+    """
+    text = reason.upper()
+    if "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER_FAILURE" in text or "PACKET_LENGTH_TOO_LONG" in text:
+        hint = (
+            f"the server at {base_url} does not speak TLS; if it is a plain-http server such as the local "
+            "emulator, give the connection's host with http:// (e.g. http://127.0.0.1:8765) or set the "
+            "extra scheme: http"
+        )
+    elif "CERTIFICATE" in text:
+        hint = (
+            f"the certificate of {base_url} could not be verified; check the host name, or point "
+            "REQUESTS_CA_BUNDLE / SSL_CERT_FILE at the CA bundle that signed it"
+        )
+    else:
+        hint = f"check that {base_url} serves https"
+    return FollowAnalyticsConfigError(f"FollowAnalytics {what} failed: TLS error: {reason}. Not retried: {hint}.")
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -294,7 +331,8 @@ def token_from_login_response(
     except FollowAnalyticsAPIError as exc:
         raise FollowAnalyticsAuthError(
             f"FollowAnalytics login as {email!r} failed: HTTP {exc.http_status}: "
-            f"{exc.server_message or 'no message'}. Check the connection's e-mail and password.",
+            f"{(exc.server_message or 'no message').rstrip('.')}. Check the connection's e-mail and password "
+            "(task retries would only repeat this login, so the task fails without them).",
             http_status=exc.http_status,
             server_message=exc.server_message,
         ) from None

@@ -2,7 +2,9 @@
 
 The auth token is sent only to the connection's own host, over https (plain http is
 accepted for loopback hosts only, so the local emulator works and nothing crosses a
-network in clear text).
+network in clear text). A connection can opt in to plain http on another host (the
+emulator in a Docker sidecar) with the extra ``allow_insecure_http``; the hook then warns
+each time it is created, and callback URLs must still be on that same host.
 """
 
 from __future__ import annotations
@@ -40,19 +42,44 @@ def _port(parts: SplitResult) -> int:
     return port if port is not None else (443 if parts.scheme == "https" else 80)
 
 
-def normalize_base_url(host: str | None, port: int | None = None) -> str:
+def normalize_base_url(
+    host: str | None, port: int | None = None, scheme: str | None = None, *, allow_insecure_http: bool = False
+) -> str:
     """Turn a connection's host field into the API base URL.
 
-    ``None`` or empty gives ``https://api.follow-apps.com``; a bare host name implies https;
-    ``http://`` is accepted for loopback hosts only.
+    ``None`` or empty gives ``https://api.follow-apps.com``; a bare host name implies https
+    (or ``scheme``); ``http://`` is accepted for loopback hosts only, unless
+    ``allow_insecure_http``.
 
     :param host: the connection's host field: a host name or a base URL with scheme.
     :param port: the connection's port field, used when the host carries none.
+    :param scheme: ``"http"`` or ``"https"`` for a host given without scheme (the connection's
+        ``scheme`` extra: a URI connection puts the host and port in fields of their own).
+    :param allow_insecure_http: accept plain http to a host that is not loopback (the
+        connection's ``allow_insecure_http`` extra).
     """
     raw = (host or "").strip()
+    chosen = (scheme or "").strip().lower() or None
+    if chosen not in (None, "https", "http"):
+        raise FollowAnalyticsConfigError(
+            f"Connection extra scheme={scheme!r} is not supported; expected 'https' or 'http'."
+        )
     if not raw:
+        if chosen == "http":
+            raise FollowAnalyticsConfigError(
+                "Connection extra scheme='http' needs a host (e.g. 127.0.0.1 for the local emulator); "
+                "without one the default API is used, over https."
+            )
         return DEFAULT_BASE_URL
-    candidate = raw if "://" in raw else f"https://{raw}"
+    if "://" in raw:
+        candidate = raw
+        given = raw.split("://", 1)[0].lower()
+        if chosen is not None and given != chosen:
+            raise FollowAnalyticsConfigError(
+                f"Connection host {raw!r} says {given}:// but its extra says scheme={scheme!r}; keep one of them."
+            )
+    else:
+        candidate = f"{chosen or 'https'}://{raw}"
     parts = urlsplit(candidate)
     if parts.scheme not in ("https", "http"):
         raise FollowAnalyticsConfigError(
@@ -67,15 +94,23 @@ def normalize_base_url(host: str | None, port: int | None = None) -> str:
         )
     if parts.query or parts.fragment:
         raise FollowAnalyticsConfigError(f"Connection host {raw!r} must not have a query or fragment.")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
         raise FollowAnalyticsConfigError(
             f"Connection host {raw!r} uses plain http; only https is allowed except for loopback "
-            "hosts (127.0.0.1, localhost), so that credentials never cross a network in clear text."
+            "hosts (127.0.0.1, localhost), so that credentials never cross a network in clear text "
+            "(for an emulator on another host, such as a Docker sidecar, set the extra "
+            "allow_insecure_http: true)."
         )
     netloc = parts.netloc
     if port and parts.port is None:
         netloc = f"{netloc}:{int(port)}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def is_insecure_remote(base_url: str) -> bool:
+    """True for a plain-http base URL on a host that is not loopback (only ever by opt-in)."""
+    parts = urlsplit(base_url)
+    return parts.scheme == "http" and not is_loopback(parts.hostname)
 
 
 def same_origin(url_a: str, url_b: str) -> bool:
@@ -110,7 +145,9 @@ def validate_callback_url(callback_url: object, base_url: str) -> str:
         raise FollowAnalyticsConfigError(f"callback_url {shown!r} is not an http(s) URL.")
     if parts.username is not None or parts.password is not None:
         raise FollowAnalyticsConfigError(f"callback_url {shown!r} must not contain credentials.")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    # Plain http to another host only when the connection itself opted in to it (then the
+    # same-origin check below keeps the token on that one host).
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not is_insecure_remote(base_url):
         raise FollowAnalyticsConfigError(
             f"callback_url {shown!r} uses plain http on a non-loopback host; only https is accepted."
         )

@@ -35,8 +35,12 @@ class FollowAnalyticsAPIError(FollowAnalyticsError):
         self.server_message = server_message
 
 
-class FollowAnalyticsAuthError(FollowAnalyticsAPIError):
-    """Logging in failed (wrong e-mail or password, or a login request the API rejects)."""
+class FollowAnalyticsAuthError(FollowAnalyticsAPIError, AirflowFailException):
+    """Logging in failed (wrong e-mail or password, or a login request the API rejects).
+
+    Also an ``AirflowFailException``: the task fails without its retries, which would only log
+    in again with the same wrong credentials.
+    """
 
 
 class FollowAnalyticsRetryableError(FollowAnalyticsAPIError):

@@ -92,7 +92,9 @@ def test_providers_manager_builds_the_connection_form() -> None:
     assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}
     assert behaviour["placeholders"]["login"] == "you@example.com"
     widgets = {name for name in manager.connection_form_widgets if name.startswith("extra__followanalytics__")}
-    assert widgets == {f"extra__followanalytics__{f}" for f in ("timeout", "max_retries", "retry_delay")}
+    assert widgets == {
+        f"extra__followanalytics__{f}" for f in ("timeout", "max_retries", "retry_delay", "allow_insecure_http")
+    }
 
 
 def test_cli_lists_provider_and_connection_type() -> None:

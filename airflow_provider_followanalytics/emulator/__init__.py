@@ -8,7 +8,7 @@ to develop against a local stand-in for ``https://api.follow-apps.com``::
     with FollowAnalyticsEmulator(ready_after=2, export_size=1 << 20) as emu:
         ...  # point a followanalytics connection's host at emu.url
 
-or from a shell: ``python -m airflow_provider_followanalytics.emulator --port 8080``.
+or from a shell: ``python -m airflow_provider_followanalytics.emulator --port 8765`` (the default).
 Standard library only.
 """
 

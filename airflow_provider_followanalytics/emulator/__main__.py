@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
 
+#: The port the emulator listens on when ``--port`` is not given.
+DEFAULT_PORT = 8765
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -28,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve a local emulator of the FollowAnalytics platform API.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8080, help="port, 0 picks a free one (default: %(default)s)")
+    # Not 8080: Airflow 3's API server listens there, and the emulator usually runs next to it.
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port, 0 picks a free one (default: %(default)s)"
+    )
     parser.add_argument("--email", default="demo@example.com", help="account e-mail (default: %(default)s)")
     parser.add_argument("--password", default="demo-password", help="account password (default: %(default)s)")
     parser.add_argument(

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_FIELDS",
     "DOWNLOAD_MODES",
+    "EXPORT_KIND_OF_ENDPOINT",
     "FAULT_KINDS",
     "FAULT_ROUTES",
     "ROUTES",
@@ -95,6 +96,16 @@ _EXPORT_PATHS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("event_analysis", re.compile(rf"^/api/events_export{_FMT}$")),
     ("event_context", re.compile(rf"^/api/event_details_export{_FMT}$")),
 )
+#: What each export endpoint's file holds (``export_chunks(kind=...)``).
+EXPORT_KIND_OF_ENDPOINT: dict[str, str] = {
+    "segment_devices": "devices",
+    "app_devices": "devices",
+    "app_events": "events",
+    "performance": "performance",
+    "user_metrics": "user_metrics",
+    "event_analysis": "event_analysis",
+    "event_context": "event_context",
+}
 _ISO_PARAMS: dict[str, tuple[str, ...]] = {
     "segment_devices": ("updated_since",),
     "app_devices": ("updated_since",),
@@ -182,6 +193,7 @@ class _Download:
     file_format: str
     seed: int
     chunked: bool
+    kind: str = "devices"
 
 
 class _Server(ThreadingHTTPServer):
@@ -376,7 +388,9 @@ class FollowAnalyticsEmulator:
     * ``email``, ``password``: the one valid account.
     * ``ready_after``: callback polls answering 202 before the export is ready (0: ready at once).
     * ``never_ready``: every callback poll answers 202.
-    * ``export_size``, ``seed``: every export is ``export_chunks(export_size, format, seed)``.
+    * ``export_size``, ``seed``: every export is ``export_chunks(export_size, format, seed, kind=...)``,
+      its kind following the endpoint (:data:`EXPORT_KIND_OF_ENDPOINT`: an events export has
+      event columns, a performance export daily figures per app, ...).
     * ``expire_after_polls``: the poll that brings an export's poll count to this number, and
       every later one, answers 400 (the link expired). ``None``: never expires.
     * ``token_max_uses``: an auth token answers 401 once it has been used this many times.
@@ -500,7 +514,7 @@ class FollowAnalyticsEmulator:
 
     @property
     def url(self) -> str:
-        """Base URL of the running emulator, e.g. ``http://127.0.0.1:8080``."""
+        """Base URL of the running emulator, e.g. ``http://127.0.0.1:8765``."""
         if self._server is None:
             raise RuntimeError("the emulator is not running: call start() first")
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)  # noqa: S104
@@ -806,7 +820,11 @@ class FollowAnalyticsEmulator:
                 else:
                     status = 200
                     download = _Download(
-                        self.export_size, export.file_format, self.seed, self.download_mode == "chunked"
+                        self.export_size,
+                        export.file_format,
+                        self.seed,
+                        self.download_mode == "chunked",
+                        EXPORT_KIND_OF_ENDPOINT[export.endpoint],
                     )
         if status == 400:
             handler.send_json(400, expired)
@@ -847,7 +865,7 @@ class FollowAnalyticsEmulator:
         failed = False
         try:
             handler.end_headers()
-            for chunk in export_chunks(download.size, download.file_format, download.seed):
+            for chunk in export_chunks(download.size, download.file_format, download.seed, kind=download.kind):
                 if limit is not None and sent + len(chunk) > limit:
                     chunk = chunk[: limit - sent]
                 if not chunk:

@@ -13,6 +13,7 @@ that imports this provider's operators does not pay for them at parse time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -31,6 +32,7 @@ from airflow_provider_followanalytics._api import (
     parse_retry_after,
     raise_for_callback,
     settings_from_connection,
+    tls_error,
     token_from_login_response,
     unwrap_envelope,
     validate_endpoint,
@@ -39,6 +41,7 @@ from airflow_provider_followanalytics._compat import BaseHook, aget_connection, 
 from airflow_provider_followanalytics._sessions import LoopSessions
 from airflow_provider_followanalytics._urls import (
     export_token_of,
+    is_insecure_remote,
     redact_text,
     redact_url,
     validate_callback_url,
@@ -61,6 +64,8 @@ if TYPE_CHECKING:
 FILE_FORMATS = ("csv", "xls")
 USER_AGENT = f"airflow-provider-followanalytics/{__version__}"
 DOWNLOAD_CHUNK_SIZE = 1 << 20
+#: test_connection() must answer within seconds (the UI's Test button): one attempt, this timeout at most.
+TEST_CONNECTION_TIMEOUT = 5.0
 
 
 def _keep_headers(request: Any) -> Any:
@@ -133,7 +138,11 @@ class FollowAnalyticsHook(BaseHook):
     The connection (type ``followanalytics``) holds the account e-mail as *Login*, its
     *Password*, and optionally the API base URL as *Host* (default
     ``https://api.follow-apps.com``; ``http://`` only for loopback hosts such as the local
-    emulator). Its extras may set ``timeout``, ``max_retries`` and ``retry_delay``.
+    emulator). Its extras may set ``timeout``, ``max_retries`` and ``retry_delay``, ``scheme``
+    (``http`` for a host given without scheme, as in the URI form
+    ``followanalytics://...@127.0.0.1:8765?scheme=http``) and ``allow_insecure_http`` (``true`` to
+    accept plain http to a host that is not loopback, such as an emulator in a Docker sidecar;
+    every hook then logs a warning, and credentials still go to that host only).
 
     One hook logs in once and reuses the token for every call, from any number of threads.
     On a 401 (or a 403 to a request that carried a token) it logs in again once and replays
@@ -196,7 +205,7 @@ class FollowAnalyticsHook(BaseHook):
         """Extra fields of the Airflow 2 connection form (Airflow 3 reads provider info)."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField, StringField
+        from wtforms import BooleanField, IntegerField, StringField
         from wtforms.validators import NumberRange, Optional
 
         return {
@@ -207,6 +216,9 @@ class FollowAnalyticsHook(BaseHook):
                 widget=BS3TextFieldWidget(),
             ),
             "retry_delay": StringField(lazy_gettext("First retry delay (seconds)"), widget=BS3TextFieldWidget()),
+            "allow_insecure_http": BooleanField(
+                lazy_gettext("Allow plain http to a non-loopback host (local emulator only)"), default=False
+            ),
         }
 
     @classmethod
@@ -227,16 +239,31 @@ class FollowAnalyticsHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         """The validated connection settings (looked up once, synchronously)."""
         if self._settings is None:
-            conn = self.get_connection(self.followanalytics_conn_id)
-            self._settings = settings_from_connection(conn, **self._overrides)
+            self._settings = self._resolve(self.get_connection(self.followanalytics_conn_id))
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
         """The connection settings, looked up without blocking the event loop."""
         if self._settings is None:
-            conn = await aget_connection(self.followanalytics_conn_id)
-            self._settings = settings_from_connection(conn, **self._overrides)
+            self._settings = self._resolve(await aget_connection(self.followanalytics_conn_id))
         return self._settings
+
+    def _resolve(self, conn: Any) -> ConnectionSettings:
+        settings = settings_from_connection(conn, **self._overrides)
+        if is_insecure_remote(settings.base_url):
+            # Every hook says it: the opt-in must never go unnoticed in a task log.
+            self.log.warning(
+                "INSECURE: connection %r sends the FollowAnalytics password and auth token in clear text "
+                "over plain http to %s (extra allow_insecure_http is true). Use this only for a local "
+                "emulator, never for the real API.",
+                self.followanalytics_conn_id,
+                settings.base_url,
+            )
+        return settings
+
+    def _tls_failure(self, what: str, exc: BaseException) -> FollowAnalyticsConfigError:
+        reason = redact_text(f"{type(exc).__name__}: {exc}", self._secrets())
+        return tls_error(what, self.settings.base_url, reason)
 
     @property
     def base_url(self) -> str:
@@ -362,6 +389,8 @@ class FollowAnalyticsHook(BaseHook):
                     stream=stream,
                     allow_redirects=False,  # never carry the token to wherever a redirect points
                 )
+            except requests.exceptions.SSLError as exc:  # the same handshake would fail again
+                raise self._tls_failure(what, exc) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 reason = redact_text(f"{type(exc).__name__}: {exc}", self._secrets())
                 if attempt >= settings.max_retries:
@@ -591,11 +620,22 @@ class FollowAnalyticsHook(BaseHook):
         raise FollowAnalyticsDownloadError("download_export made no attempt (max_attempts < 1)")
 
     def test_connection(self) -> tuple[bool, str]:
-        """Log in with the connection's credentials (the UI's *Test* button, ``airflow connections test``)."""
+        """Log in with the connection's credentials (the UI's *Test* button, ``airflow connections test``).
+
+        One attempt with a timeout of at most ``TEST_CONNECTION_TIMEOUT`` seconds, without the
+        retries of task requests: a refused port or a wrong password is reported within seconds.
+        """
         try:
-            with self._token_lock:
-                self._token = None
-            self.login()
+            settings = self.settings
+            self._settings = dataclasses.replace(
+                settings, max_retries=0, timeout=min(settings.timeout, TEST_CONNECTION_TIMEOUT)
+            )
+            try:
+                with self._token_lock:
+                    self._token = None
+                self.login()
+            finally:
+                self._settings = settings
         except Exception as exc:
             return False, redact_text(str(exc), self._secrets())
         return True, f"Logged in to FollowAnalytics at {self.base_url} as {self.settings.email}."
@@ -663,6 +703,8 @@ class FollowAnalyticsHook(BaseHook):
                 text = await response.text(errors="replace")
                 content_type = response.headers.get("Content-Type", "")
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        except aiohttp.ClientSSLError as exc:
+            raise self._tls_failure("login", exc) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise FollowAnalyticsRetryableError(
                 f"FollowAnalytics login failed: {type(exc).__name__}: {redact_text(str(exc), self._secrets())}"
@@ -731,6 +773,8 @@ class FollowAnalyticsHook(BaseHook):
                     text = await response.text(errors="replace")
                     content_type = response.headers.get("Content-Type", "")
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            except aiohttp.ClientSSLError as exc:
+                raise self._tls_failure("callback poll", exc) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise FollowAnalyticsRetryableError(
                     f"FollowAnalytics callback poll failed: {type(exc).__name__}: "

@@ -27,6 +27,11 @@ from typing import Any
 
 from airflow_provider_followanalytics._api import quote_path_segment, validate_endpoint
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
+from airflow_provider_followanalytics.operators._windows import (
+    refuse_empty_window,
+    refuse_late_delta_start,
+)
+from airflow_provider_followanalytics.operators._windows import shown as _shown
 
 #: What a period or ISO-datetime argument accepts (templates render to ``str``).
 DateLike = dt.datetime | dt.date | str | int
@@ -218,11 +223,6 @@ def _from_epoch(seconds: int | float, value: Any, name: str) -> dt.datetime:
         raise _error(f"{name}={value!r} is out of range as seconds since the epoch{hint}; {_DATE_HINT}.") from None
 
 
-def _shown(when: dt.datetime) -> str:
-    """A UTC datetime for messages, with microseconds only when there are some."""
-    return f"{when:%Y-%m-%d %H:%M:%S}{f'.{when.microsecond:06d}' if when.microsecond else ''} UTC"
-
-
 def _parse_text(text: str, value: Any, name: str) -> dt.datetime:
     text = text.strip()
     if _BASIC_DATE.fullmatch(text):  # 8 digits: YYYYMMDD (as epoch seconds it would be 1970, refused anyway)
@@ -316,14 +316,7 @@ def period(
             f"give both {start_name} and {end_name}{either}."
         )
     sd, ed = epoch_day(start, start_name), epoch_day(end, end_name)
-    if ed <= sd:
-        hint = (
-            " (on Airflow 3 a cron schedule's data interval is empty by default: schedule the DAG "
-            "with CronDataIntervalTimetable('@daily', timezone='UTC') to get a one-day interval)"
-            if ed == sd
-            else ""
-        )
-        raise _error(f"{end_name}={end!r} must be after {start_name}={start!r}{hint}.")
+    refuse_empty_window(sd, ed, start, end, names)
     return sd, ed
 
 
@@ -334,14 +327,38 @@ def iso_datetime(value: Any, name: str) -> str | None:
     return to_utc(value, name).isoformat()
 
 
+def delta_start(value: Any, name: str, interval: tuple[Any, Any] | None = None) -> str | None:
+    """Normalise the start of an open delta (``updated_since``) and refuse one at or after the run's
+    data interval end (see ``_windows``); ``None`` if not given.
+
+    :param interval: the run's ``(data_interval_start, data_interval_end)``, if known.
+    """
+    if _is_blank(value):
+        return None
+    start = to_utc(value, name)
+    refuse_late_delta_start(start, value, name, interval)
+    return start.isoformat()
+
+
 def iso_window(
-    since: Any, until: Any, names: tuple[str, str] = ("since_date", "until_date")
+    since: Any,
+    until: Any,
+    names: tuple[str, str] = ("since_date", "until_date"),
+    interval: tuple[Any, Any] | None = None,
 ) -> tuple[str | None, str | None]:
-    """Normalise ``since_date``/``until_date`` (each optional) and refuse ``since > until``."""
-    since_iso, until_iso = iso_datetime(since, names[0]), iso_datetime(until, names[1])
-    if since_iso is not None and until_iso is not None and to_utc(since, names[0]) > to_utc(until, names[1]):
-        raise _error(f"{names[0]}={since!r} is after {names[1]}={until!r}.")
-    return since_iso, until_iso
+    """Normalise ``since_date``/``until_date`` (each optional) and refuse ``until <= since``.
+
+    ``since`` without ``until`` is an open delta, checked against the run's data ``interval``
+    like ``updated_since``.
+    """
+    if _is_blank(until):
+        return delta_start(since, names[0], interval), None
+    until_iso = iso_datetime(until, names[1])
+    if _is_blank(since):
+        return None, until_iso
+    start, end = to_utc(since, names[0]), to_utc(until, names[1])
+    refuse_empty_window(start, end, since, until, names)
+    return start.isoformat(), until_iso
 
 
 # ---------------------------------------------------------------------------------- scalars
@@ -441,9 +458,10 @@ class ArgumentReader:
 
     SKIPPED = "templated"
 
-    def __init__(self, source: object, *, literal_only: bool = False) -> None:
+    def __init__(self, source: object, *, literal_only: bool = False, interval: tuple[Any, Any] | None = None) -> None:
         self.source = source
         self.literal_only = literal_only
+        self.interval = interval  # the DAG run's data interval (execution time only)
 
     def _get(self, *names: str) -> tuple[Any, ...] | None:
         """The named values, or None when one of them is not final yet (construction time)."""
@@ -477,10 +495,14 @@ class ArgumentReader:
         got = self._get(name)
         return None if got is None else iso_datetime(got[0], name)
 
+    def delta_start(self, name: str) -> str | None:
+        got = self._get(name)
+        return None if got is None else delta_start(got[0], name, self.interval)
+
     def iso_window(self, since_name: str, until_name: str) -> tuple[str | None, str | None]:
         got = self._get(since_name, until_name)
         if got is not None:
-            return iso_window(got[0], got[1], names=(since_name, until_name))
+            return iso_window(got[0], got[1], names=(since_name, until_name), interval=self.interval)
         return self.iso_datetime(since_name), self.iso_datetime(until_name)  # each alone, if final
 
     def positive_integer(self, name: str) -> int:

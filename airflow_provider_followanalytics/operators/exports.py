@@ -31,6 +31,12 @@ daily UTC schedule fit. Note that Airflow 3 turns ``schedule="@daily"`` into a
 use ``schedule=CronDataIntervalTimetable("@daily", timezone="UTC")`` (same meaning on Airflow 2
 and 3) or set ``[scheduler] create_cron_data_intervals = True``.
 
+Delta windows are refused when empty, with the same advice: ``until_date`` must be after
+``since_date``, and an open delta (``updated_since``, or ``since_date`` without ``until_date``:
+"what changed since then") must start before the run's ``data_interval_end``; a later start
+exports none of the interval the run covers and leaves a gap no later run fills. Without a data
+interval (a manual run without logical date) an open delta is sent as given.
+
 Fair use: FollowAnalytics asks that each export API be called at most once a day. These
 operators log a warning when their DAG is scheduled more often (they do not fail). Prefer a
 daily schedule with delta parameters (``updated_since``, ``since_date``).
@@ -50,6 +56,7 @@ from airflow_provider_followanalytics.operators._params import (
     ListLike,
     sub_daily_schedule,
 )
+from airflow_provider_followanalytics.operators._windows import run_interval
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -133,6 +140,13 @@ class FollowAnalyticsExportOperator(BaseOperator):
         self.file_format = file_format
         self.skip_email = skip_email
         self.followanalytics_conn_id = followanalytics_conn_id
+        if kwargs.get("params") and query_params is None and type(self) is FollowAnalyticsExportOperator:
+            self.log.warning(
+                "FollowAnalyticsExportOperator %r got params= but no query_params=: params are Airflow DAG "
+                "Params (values for templates), not API query parameters, and are not sent to FollowAnalytics. "
+                "Put the export's query parameters in query_params={...}.",
+                self.task_id,
+            )
         # Fail at DAG parse for literal mistakes. Subclasses set their own arguments after this
         # call and check them at the end of their __init__, hence the non-virtual call here.
         literals = ArgumentReader(self, literal_only=True)
@@ -150,7 +164,8 @@ class FollowAnalyticsExportOperator(BaseOperator):
 
     def execute(self, context: Context) -> str:
         """Start the export (see the class docstring); return the callback URL or the e-mail message."""
-        args = ArgumentReader(self)  # everything is rendered now: check it all before any request
+        # Everything is rendered now: check it all, delta windows against the run's data interval.
+        args = ArgumentReader(self, interval=run_interval(context))
         request = self._build_request(args)
         file_format, skip_email, conn_id = self._delivery(args)
         self._warn_if_scheduled_more_than_daily()
@@ -212,7 +227,8 @@ class FollowAnalyticsSegmentDevicesExportOperator(FollowAnalyticsExportOperator)
     :param fields: device fields to export (list or comma string), e.g. ``["current_user_id"]``;
         all fields when not given.
     :param updated_since: only devices updated since this moment: datetime (naive = UTC), date
-        (midnight UTC), ISO 8601 string or epoch seconds; sent as ISO 8601 in UTC.
+        (midnight UTC), ISO 8601 string or epoch seconds; sent as ISO 8601 in UTC. Must be before
+        the run's ``data_interval_end`` (see the module docstring), else refused before any request.
     :param endpoint: path template with a ``{segment_id}`` placeholder (default
         ``"/segments/{segment_id}/devices_export"``, e.g. ``"/api/segments/{segment_id}/devices_export"``).
     :param file_format: ``"csv"`` (default) or ``"xls"``.
@@ -253,7 +269,7 @@ class FollowAnalyticsSegmentDevicesExportOperator(FollowAnalyticsExportOperator)
         segment = args.identifier("segment_id", _SEGMENT)
         query = _query(
             fields=args.comma_list("fields", example="current_user_id"),
-            updated_since=args.iso_datetime("updated_since"),
+            updated_since=args.delta_start("updated_since"),
         )
         return ExportRequest(args.endpoint(self.default_endpoint, segment_id=segment), query, f"segment {segment!r}")
 
@@ -281,7 +297,7 @@ class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
     :param device_ids: only these devices.
     :param segment_ids: only devices in these segments (segment identifiers).
     :param updated_since: only devices updated since this moment (datetime, date, ISO 8601 or
-        epoch seconds; sent as ISO 8601 in UTC).
+        epoch seconds; sent as ISO 8601 in UTC). Must be before the run's ``data_interval_end``.
     :param endpoint: path template with an ``{app_identifier}`` placeholder
         (default ``"/api/apps/{app_identifier}/devices_export"``).
     :param file_format: ``"csv"`` (default) or ``"xls"``.
@@ -342,7 +358,7 @@ class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
             current_user_ids=args.comma_list("current_user_ids", allow_spaces=True, example="user-42"),
             device_ids=args.comma_list("device_ids", example="device-1"),
             segment_ids=args.comma_list("segment_ids", identifiers=True, example=_SEGMENT),
-            updated_since=args.iso_datetime("updated_since"),
+            updated_since=args.delta_start("updated_since"),
         )
         return ExportRequest(args.endpoint(self.default_endpoint, app_identifier=app), query, f"app {app!r}")
 
@@ -365,8 +381,12 @@ class FollowAnalyticsAppEventsExportOperator(FollowAnalyticsExportOperator):
     :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"`` (percent-encoded in the path).
     :param fields: event fields to export (list or comma string); all fields when not given.
     :param since_date: first moment of the window (datetime, date, ISO 8601 or epoch seconds;
-        sent as ISO 8601 in UTC).
-    :param until_date: last moment of the window (same forms); must not be before ``since_date``.
+        sent as ISO 8601 in UTC). Without ``until_date``, it must be before the run's
+        ``data_interval_end``.
+    :param until_date: end of the window (same forms), after ``since_date`` (equal bounds are an
+        empty window and refused). The API documentation does not say whether events at exactly
+        ``until_date`` are included: the API receives this instant as given, in ISO 8601 UTC, so
+        with the data interval as window consecutive runs share their boundary instant.
     :param device_ids: only events of these devices.
     :param user_ids: only events of these users.
     :param session_ids: only events of these sessions.

@@ -238,7 +238,8 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         message = redact_url(str(event.get("message") or "no message"))
         if status == STATUS_READY:
             url = self.hook.check_callback_url(self.callback_url)  # masks the token in this process too
-            self.log.info("The FollowAnalytics export at %s is ready: %s", redact_url(url), message)
+            # The event's own message ("The export is ready (after N poll(s)).") is in the log already.
+            self.log.info("The FollowAnalytics export at %s is ready", redact_url(url))
             return url
         if status == STATUS_ERROR:
             raise error_for_event(event, f"Waiting for the FollowAnalytics export failed: {message}")

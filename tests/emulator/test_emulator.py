@@ -28,7 +28,9 @@ from airflow_provider_followanalytics.emulator import (
     expected_export_sha256,
     export_chunks,
 )
-from airflow_provider_followanalytics.emulator.content import CSV_HEADER, XLS_MAGIC
+from airflow_provider_followanalytics.emulator.content import CSV_HEADER, CSV_HEADERS, EXPORT_KINDS, XLS_MAGIC
+from airflow_provider_followanalytics.emulator.server import _EXPORT_PATHS as EXPORT_PATHS
+from airflow_provider_followanalytics.emulator.server import EXPORT_KIND_OF_ENDPOINT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -275,7 +277,10 @@ def test_export_with_callback(
     assert response.headers["Content-Type"] == content_type
     extension = "csv" if content_type == CSV_TYPE else "xls"
     assert response.headers["Content-Disposition"] == f'attachment; filename="export.{extension}"'
-    assert response.content == expected_export_bytes(4096, extension)
+    kind = EXPORT_KIND_OF_ENDPOINT[next(name for name, pattern in EXPORT_PATHS if pattern.match(path))]
+    assert response.content == expected_export_bytes(4096, extension, kind=kind)
+    if extension == "csv":
+        assert response.content.startswith(CSV_HEADERS[kind])
 
 
 @pytest.mark.parametrize("skip_email", [None, "false"])
@@ -1074,3 +1079,31 @@ def test_secrets_endpoint_lists_every_secret_handed_out(
     assert secrets["api_keys"] == keys
     assert len(set(keys)) == 4
     assert session.post(f"{emu.url}/_emulator/secrets", timeout=5).status_code == 405
+
+
+def test_each_kind_of_export_has_its_own_columns_and_whole_rows() -> None:
+    import csv
+    import io
+
+    assert set(EXPORT_KIND_OF_ENDPOINT.values()) == set(EXPORT_KINDS)
+    assert CSV_HEADERS["events"].startswith(b"event_id,event_name,")
+    assert CSV_HEADERS["performance"].startswith(b"date,app_identifier,downloads,")
+    assert len(set(CSV_HEADERS.values())) == len(EXPORT_KINDS)
+    for kind in EXPORT_KINDS:
+        data = expected_export_bytes(3 << 20, "csv", kind=kind)  # past the 1 MiB block: it repeats
+        assert data == expected_export_bytes(3 << 20, "csv", kind=kind)
+        assert data[:5000] == expected_export_bytes(5000, "csv", kind=kind)
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8", errors="ignore"))))[:-1]  # the last one is cut
+        header = CSV_HEADERS[kind].decode().strip().split(",")
+        assert rows[0] == header
+        assert {len(row) for row in rows[1:]} == {len(header)}, kind
+        assert expected_export_bytes(1000, "xls", kind=kind).startswith(XLS_MAGIC)
+    assert expected_export_sha256(1000, "xls", kind="events") != expected_export_sha256(1000, "xls")
+    with pytest.raises(ValueError, match="unknown export kind 'bogus'"):
+        list(export_chunks(10, kind="bogus"))
+
+
+def test_cli_default_port_is_not_airflows_api_server_port() -> None:
+    from airflow_provider_followanalytics.emulator.__main__ import DEFAULT_PORT, _parser
+
+    assert _parser().parse_args([]).port == DEFAULT_PORT == 8765

@@ -137,8 +137,13 @@ def test_app_metrics_to_s3_exports_performance_and_user_metrics_of_each_app(
     assert sorted(objects) == sorted(
         ["fa/performance/2024-03-09.csv", *(f"fa/user-metrics/{app}/2024-03-09.csv" for app in apps)]
     )
-    expected = expected_export_sha256(emulator.export_size, "csv")
-    assert {_sha256(body) for body in objects.values()} == {expected}
+    assert {key: _sha256(body) for key, body in objects.items()} == {
+        key: expected_export_sha256(emulator.export_size, "csv", kind=kind)
+        for key, kind in [
+            ("fa/performance/2024-03-09.csv", "performance"),
+            *((f"fa/user-metrics/{app}/2024-03-09.csv", "user_metrics") for app in apps),
+        ]
+    }
 
 
 @pytest.mark.usefixtures("aws_conn")
@@ -165,9 +170,10 @@ def test_event_insights_to_s3_exports_the_week(
     assert result.xcoms["top_events_to_s3"] == f"s3://{s3_bucket}/{top_events}"
     assert result.xcoms["event_context_to_s3"] == f"s3://{s3_bucket}/{context}"
     objects = _s3_objects(s3_client, s3_bucket)
-    assert sorted(objects) == sorted([top_events, context])
-    expected = expected_export_sha256(emulator.export_size, "csv")
-    assert {_sha256(body) for body in objects.values()} == {expected}
+    assert {key: _sha256(body) for key, body in objects.items()} == {
+        top_events: expected_export_sha256(emulator.export_size, "csv", kind="event_analysis"),
+        context: expected_export_sha256(emulator.export_size, "csv", kind="event_context"),
+    }
 
 
 @pytest.mark.usefixtures("aws_conn")
@@ -245,7 +251,7 @@ def test_app_events_to_gcs_gzipped(
     assert [blob.name for blob in bucket.list_blobs()] == [name]
     stored = bucket.blob(name).download_as_bytes()
     assert stored[:2] == b"\x1f\x8b"  # gzip, as stored
-    assert _sha256(gzip.decompress(stored)) == expected_export_sha256(emulator.export_size, "csv")
+    assert _sha256(gzip.decompress(stored)) == expected_export_sha256(emulator.export_size, "csv", kind="events")
 
 
 # ---------------------------------------------------------------------------------------- e-mail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -13,11 +14,12 @@ from airflow_provider_followanalytics.operators.exports import (
     FollowAnalyticsAppEventsExportOperator,
     FollowAnalyticsEventAnalysisExportOperator,
     FollowAnalyticsPerformanceExportOperator,
+    FollowAnalyticsSegmentDevicesExportOperator,
     FollowAnalyticsUserMetricsExportOperator,
 )
 from tests.dagrun import run_dag
 from tests.fixtures import EMAIL
-from tests.operators._dags import daily_data_intervals, make_dag
+from tests.operators._dags import cron_trigger, daily_data_intervals, make_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "fa_conn")
 
@@ -117,3 +119,60 @@ def test_invalid_rendered_period_fails_the_task_and_sends_nothing(emulator: Foll
     assert result.task_states == {"metrics": "failed"}
     assert "metrics" not in result.xcoms
     assert emulator.requests == []
+
+
+def _plain_daily() -> object:
+    """What a newcomer writes: ``schedule="@daily"``. On Airflow 3 that is a CronTriggerTimetable whose
+    data interval is empty; Airflow 2's "@daily" has a one-day interval, so its CronTriggerTimetable
+    stands in for the empty interval there."""
+    return "@daily" if AIRFLOW_V_3 else cron_trigger("0 0 * * *")
+
+
+def test_delta_exports_refuse_an_empty_data_interval_before_any_request(
+    emulator: FollowAnalyticsEmulator, task_log: pytest.LogCaptureFixture
+) -> None:
+    with make_dag("fa_exports_empty_delta", _plain_daily()) as dag:
+        FollowAnalyticsSegmentDevicesExportOperator(
+            task_id="segment_devices", segment_id="FASEGMT_1", updated_since="{{ data_interval_start }}", retries=0
+        )
+        FollowAnalyticsAppEventsExportOperator(
+            task_id="app_events",
+            app_identifier="FAAPPLI_1",
+            since_date="{{ data_interval_start }}",
+            until_date="{{ data_interval_end }}",
+            retries=0,
+        )
+
+    result = run_dag(dag, logical_date=dt.datetime(2024, 3, 10, tzinfo=UTC))
+
+    assert result.state == "failed"
+    assert result.task_states == {"segment_devices": "failed", "app_events": "failed"}
+    assert emulator.requests == []  # not even a login
+    hint = "schedule the DAG with CronDataIntervalTimetable('@daily', timezone='UTC')"
+    assert (
+        "updated_since='2024-03-10 00:00:00+00:00' is not before the end of this run's data interval "
+        "(2024-03-10 00:00:00 UTC)" in task_log.text
+    )
+    assert (
+        "until_date='2024-03-10 00:00:00+00:00' must be after since_date='2024-03-10 00:00:00+00:00'" in task_log.text
+    )
+    assert task_log.text.count(hint) >= 2
+
+
+def test_wrong_password_fails_the_task_without_its_retries(
+    emulator: FollowAnalyticsEmulator, set_connection: Any
+) -> None:
+    set_connection("fa_wrong", conn_type="followanalytics", login=EMAIL, password="wrong-pw-1234", host=emulator.url)
+    with make_dag("fa_exports_wrong_password", daily_data_intervals()) as dag:
+        FollowAnalyticsSegmentDevicesExportOperator(
+            task_id="segment_devices",
+            segment_id="FASEGMT_1",
+            followanalytics_conn_id="fa_wrong",
+            retries=2,
+            retry_delay=dt.timedelta(seconds=0),
+        )
+
+    result = run_dag(dag, logical_date=dt.datetime(2024, 3, 10, tzinfo=UTC))
+
+    assert result.task_states == {"segment_devices": "failed"}
+    assert len(emulator.requests_for("login")) == 1  # the retries would log in again with the same password

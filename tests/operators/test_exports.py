@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import pytest
@@ -222,6 +223,23 @@ def test_log_names_the_export_and_period_but_hides_the_token(
     assert token not in messages
 
 
+def test_params_without_query_params_warns_at_construction(task_log: pytest.LogCaptureFixture) -> None:
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in task_log.records if r.levelno == logging.WARNING]
+
+    FollowAnalyticsExportOperator(task_id="any", endpoint="/api/performance_export", params={"apps": "FAAPPLI_1"})
+    (warning,) = warnings()
+    assert "FollowAnalyticsExportOperator 'any' got params= but no query_params=" in warning
+    assert "Put the export's query parameters in query_params={...}" in warning
+
+    task_log.clear()
+    FollowAnalyticsExportOperator(  # params used by a template of query_params: fine
+        task_id="templated", endpoint="/api/performance_export", params={"a": 1}, query_params={"x": "{{ params.a }}"}
+    )
+    FollowAnalyticsSegmentDevicesExportOperator(task_id="seg", segment_id="FASEGMT_1", params={"a": 1})
+    assert warnings() == []
+
+
 # ------------------------------------------------------------------------------ bad input
 GOOD = {
     FollowAnalyticsExportOperator: {"endpoint": "/api/performance_export"},
@@ -367,7 +385,12 @@ BAD_CASES = [
     (
         AppEvents,
         {"since_date": "2024-01-03", "until_date": "2024-01-02T23:59:59Z"},
-        "since_date='2024-01-03' is after until_date='2024-01-02T23:59:59Z'",
+        "until_date='2024-01-02T23:59:59Z' must be after since_date='2024-01-03'",
+    ),
+    (
+        AppEvents,
+        {"since_date": "2024-01-02", "until_date": "2024-01-02T00:00:00Z"},
+        "until_date='2024-01-02T00:00:00Z' must be after since_date='2024-01-02' (on Airflow 3 a cron schedule's",
     ),
     (Segment, {"file_format": "pdf"}, "file_format='pdf' is not supported; expected 'csv' (UTF-8) or 'xls'"),
     (Analysis, {"file_format": None}, "file_format=None is not supported"),

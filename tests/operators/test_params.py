@@ -61,14 +61,32 @@ def test_iso_parameters_are_normalised_to_utc(value: Any, expected: str | None) 
     assert _params.iso_datetime(value, "updated_since") == expected
 
 
-def test_iso_window_allows_equal_bounds_and_refuses_reversed_ones() -> None:
-    assert _params.iso_window("2024-01-01", dt.date(2024, 1, 1)) == (
+def test_iso_window_refuses_equal_and_reversed_bounds() -> None:
+    assert _params.iso_window("2024-01-01", dt.date(2024, 1, 2)) == (
         "2024-01-01T00:00:00+00:00",
-        "2024-01-01T00:00:00+00:00",
+        "2024-01-02T00:00:00+00:00",
     )
     assert _params.iso_window(None, "2024-01-02") == (None, "2024-01-02T00:00:00+00:00")
-    with pytest.raises(FollowAnalyticsConfigError, match="since_date='2024-01-02T00:00:01Z' is after"):
+    # Equal bounds: an empty export (what Airflow 3's plain "@daily" data interval renders to).
+    with pytest.raises(FollowAnalyticsConfigError, match=r"must be after since_date='2024-01-01' \(on Airflow 3"):
+        _params.iso_window("2024-01-01", dt.date(2024, 1, 1))
+    with pytest.raises(FollowAnalyticsConfigError, match="until_date='2024-01-02' must be after since_date='2024-01"):
         _params.iso_window("2024-01-02T00:00:01Z", "2024-01-02")
+
+
+def test_open_delta_must_start_before_the_end_of_the_data_interval() -> None:
+    day = dt.datetime(2024, 3, 10, tzinfo=dt.timezone.utc)
+    one_day = (day - dt.timedelta(days=1), day)
+    assert _params.delta_start("2024-03-09", "updated_since", one_day) == "2024-03-09T00:00:00+00:00"
+    assert _params.delta_start("2024-03-10", "updated_since", None) == "2024-03-10T00:00:00+00:00"  # no interval
+    with pytest.raises(FollowAnalyticsConfigError, match="This run's data interval is empty") as err:
+        _params.delta_start("2024-03-10T00:00:00+00:00", "updated_since", (day, day))
+    assert "CronDataIntervalTimetable('@daily', timezone='UTC')" in str(err.value)
+    with pytest.raises(FollowAnalyticsConfigError, match="with updated_since='{{ data_interval_start }}'"):
+        _params.delta_start("2024-03-10", "updated_since", one_day)  # data_interval_end: nothing of the day
+    # since_date without until_date is the same kind of open delta.
+    with pytest.raises(FollowAnalyticsConfigError, match="since_date='2024-03-10' is not before the end"):
+        _params.iso_window("2024-03-10", None, interval=(day, day))
 
 
 @pytest.mark.parametrize(

@@ -276,6 +276,7 @@ def test_execute_complete_ready_returns_the_url_and_logs_it_redacted(
 
     logs = caplog.text + "".join(capsys.readouterr())  # Airflow 3 logs through structlog to stdout
     assert "is ready" in logs
+    assert "is ready: " not in logs  # not "is ready: The export is ready (...)"
     assert "export_token=***" in logs
     assert "secret-export-token-42" not in logs
     assert emulator.requests == []  # resuming makes no request
