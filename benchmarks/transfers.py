@@ -30,9 +30,11 @@ import os
 import sys
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
+    WORK_DIR,
     BenchError,
     EmulatorClient,
     GiB,
@@ -58,6 +60,10 @@ from benchmarks._common import (
 )
 
 BUCKET = "bench-lake"
+#: The last commit with the hand-written S3 multipart upload and GCS upload thread: measured as
+#: extra "hand-written" rows next to ours (the libraries' managed uploads). ``FA_BENCH_HANDWRITTEN=``
+#: (empty) skips them.
+HANDWRITTEN_COMMIT = os.environ.get("FA_BENCH_HANDWRITTEN", "788956e")
 WARM_UP_SIZE = 1 * MiB
 MEMORY_RATIO_LIMIT = 0.05
 FLAT_LIMIT_MIB_PER_GIB = 10.0
@@ -78,6 +84,28 @@ def _aws_conn_env(s3_url: str) -> dict[str, str]:
 def _gcp_conn_env(gcs_url: str) -> dict[str, str]:
     conn = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "bench-project"}}
     return {"AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(conn), "STORAGE_EMULATOR_HOST": gcs_url}
+
+
+def _handwritten_env() -> dict[str, str]:
+    """``BENCH_HANDWRITTEN_PATH``: the package as of :data:`HANDWRITTEN_COMMIT` (``git archive``), or nothing."""
+    if not HANDWRITTEN_COMMIT:
+        return {}
+    import subprocess
+
+    target = WORK_DIR / f"handwritten-{HANDWRITTEN_COMMIT}"
+    if not (target / "airflow_provider_followanalytics").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        root = Path(__file__).resolve().parent.parent
+        archive = subprocess.run(
+            ["git", "archive", HANDWRITTEN_COMMIT, "airflow_provider_followanalytics"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            return {}
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return {"BENCH_HANDWRITTEN_PATH": str(target)}
 
 
 def _mib_s(result: dict[str, Any]) -> float:
@@ -123,7 +151,13 @@ def run_s3(opts: Options) -> list[Row]:
             token = client.login()
             client.close()
             store_env = _aws_conn_env(s3.url)
-            env = worker_env(**fa_conn_env(emu.url), **http_conn_env(emu.url), **store_env, BENCH_FA_TOKEN=token)
+            env = worker_env(
+                **fa_conn_env(emu.url),
+                **http_conn_env(emu.url),
+                **store_env,
+                **_handwritten_env(),
+                BENCH_FA_TOKEN=token,
+            )
             results, speeds = _run_side_by_side(_Runner("s3", emu, s3, env), (small, big), 1 if opts.quick else 3)
             rows = _rows("s3", "S3", "HttpToS3Operator", results, speeds, small, big, memory_target=True)
             # Loopback downloads run ~30x faster than moto takes uploads, so overlapping them
@@ -194,7 +228,11 @@ def run_gcs(opts: Options) -> list[Row]:
             token = client.login()
             client.close()
             env = worker_env(
-                **fa_conn_env(emu.url), **http_conn_env(emu.url), **_gcp_conn_env(gcs.url), BENCH_FA_TOKEN=token
+                **fa_conn_env(emu.url),
+                **http_conn_env(emu.url),
+                **_gcp_conn_env(gcs.url),
+                **_handwritten_env(),
+                BENCH_FA_TOKEN=token,
             )
             results, speeds = _run_side_by_side(_Runner("gcs", emu, gcs, env), (size,), 1 if opts.quick else 3)
     except BenchError as exc:
@@ -254,14 +292,15 @@ def _run_side_by_side(
     Returns (results by (kind, size), MiB/s lists by kind).
     """
     results: dict[tuple[str, int], dict[str, Any]] = {}
+    operators = ("ours", "anchor", "handwritten") if "BENCH_HANDWRITTEN_PATH" in runner.env else ("ours", "anchor")
     for size in sizes:
-        for kind in ("ours", "anchor"):
+        for kind in operators:
             results[kind, size] = runner.measure(kind, size)
     big = sizes[-1]
-    speeds: dict[str, list[float]] = {kind: [_mib_s(results[kind, big])] for kind in ("ours", "anchor")}
+    speeds: dict[str, list[float]] = {kind: [_mib_s(results[kind, big])] for kind in operators}
     speeds.update(download=[], upload=[])
     for round_ in range(rounds):
-        kinds = ("download", "upload") if round_ == 0 else ("download", "upload", "ours", "anchor")
+        kinds = ("download", "upload") if round_ == 0 else ("download", "upload", *operators)
         for kind in kinds:
             result = runner.measure(kind, big, f"-round{round_ + 1}")
             speeds[kind].append(_mib_s(result))
@@ -341,6 +380,8 @@ def _rows(
     download, upload = median(speeds["download"]), median(speeds["upload"])
     limit = min(download, upload)
     rounds = len(speeds["ours"])
+    if "handwritten" in speeds:
+        rows += _handwritten_rows(name, store, anchor_name, results, speeds, small, big, limit)
     rows.append(
         Row(
             name,
@@ -372,6 +413,54 @@ def _rows(
             verdict(ours >= ANCHOR_RATIO * anchor),
             note="CPU s per GiB (worker+emulator+store): "
             + ", ".join(f"{kind} {_cpu(results[kind, big])}" for kind in ("ours", "anchor", "download", "upload")),
+        )
+    )
+    return rows
+
+
+def _handwritten_rows(
+    name: str,
+    store: str,
+    anchor_name: str,
+    results: dict[tuple[str, int], dict[str, Any]],
+    speeds: dict[str, list[float]],
+    small: int | None,
+    big: int,
+    limit: float,
+) -> list[Row]:
+    """The replaced hand-written upload (commit :data:`HANDWRITTEN_COMMIT`), measured in the same run."""
+    label = f"hand-written upload ({HANDWRITTEN_COMMIT})"
+    rows = []
+    for size in (big, small) if small else (big,):
+        theirs, anchor = results["handwritten", size]["extra_rss"] / MiB, results["anchor", size]["extra_rss"] / MiB
+        rows.append(
+            Row(
+                name,
+                f"extra RSS, {_size_label(size)} export to {store}, {label}",
+                theirs,
+                anchor,
+                "MiB",
+                anchor_name,
+                "-",
+                "info",
+                note=f"ours (library upload): {results['ours', size]['extra_rss'] / MiB:.1f} MiB",
+            )
+        )
+    theirs = median(speeds["handwritten"])
+    rows.append(
+        Row(
+            name,
+            f"throughput to {store} vs limit, {_size_label(big)}, {label}",
+            theirs,
+            limit,
+            "MiB/s",
+            "min(download, upload)",
+            "-",
+            "info",
+            note=(
+                f"rounds {_spread(speeds['handwritten'])} MiB/s; "
+                f"ours (library upload) {median(speeds['ours']):.0f} MiB/s"
+            ),
         )
     )
     return rows
@@ -467,6 +556,8 @@ class _Store:
 
 
 def _operator(store: str, kind: str, callback_url: str, key: str, token: str) -> Any:
+    if kind == "handwritten":  # the same operator class, imported from the old commit (see worker())
+        kind = "ours"
     if kind == "ours" and store == "s3":
         from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import FollowAnalyticsToS3Operator
 
@@ -518,9 +609,9 @@ def _transfer(store: str, kind: str, size: int, emulator_url: str, server_url: s
     if stored != size:
         raise BenchError(f"{kind} stored {stored} bytes, expected {size}")
     note = ""
-    if kind == "ours" and store == "s3":
+    if kind in ("ours", "handwritten") and store == "s3":
         note = f"ours: {operator.part_size // MiB} MiB parts, {operator.upload_concurrency} uploads at a time"
-    elif kind == "ours":
+    elif kind in ("ours", "handwritten"):
         note = f"ours: {operator.chunk_size // MiB} MiB resumable chunks"
     return {"bytes": size, "seconds": seconds, "cpu": cpu, "extra_rss": extra, "parts_note": note}
 
@@ -560,11 +651,13 @@ def worker(argv: list[str]) -> None:
     """One measurement: ``<s3|gcs> <ours|anchor|download|upload> <size> <emulator url> <store url>``."""
     parser = argparse.ArgumentParser()
     parser.add_argument("store", choices=("s3", "gcs"))
-    parser.add_argument("kind", choices=("ours", "anchor", "download", "upload"))
+    parser.add_argument("kind", choices=("ours", "anchor", "handwritten", "download", "upload"))
     parser.add_argument("size", type=int)
     parser.add_argument("emulator_url")
     parser.add_argument("server_url")
     args = parser.parse_args(argv)
+    if args.kind == "handwritten":  # before anything imports the package: the old commit's copy wins
+        sys.path.insert(0, os.environ["BENCH_HANDWRITTEN_PATH"])
     if args.kind == "download":
         emit(_download_only(args.size, args.emulator_url))
     elif args.kind == "upload":
