@@ -28,6 +28,9 @@ os.environ.update(
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-jwt-secret-0123456789abcdef",
         "AIRFLOW__API__SECRET_KEY": "test-only-secret-key",
         "NO_PROXY": "*",
+        # gcsfs's default filesystem asks GCS's storage-control gRPC API (https) what kind of bucket
+        # it writes to; the GCS emulator speaks the JSON API over http only, so the call never ends.
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
     }
 )
 os.environ.pop("AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT", None)
