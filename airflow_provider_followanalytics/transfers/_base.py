@@ -39,10 +39,10 @@ if TYPE_CHECKING:
 #: How long a deferred transfer waits for its export (as ExportReadySensor's default timeout).
 DEFAULT_WAIT_TIMEOUT = 24 * 60 * 60.0
 _DEFER_TIMEOUT_GRACE = 60.0
-_PACKAGE = "airflow-provider-followanalytics"
+PACKAGE = "airflow-provider-followanalytics"
 
 
-def require_provider(operator: str, module: str, extra: str) -> None:
+def require_provider(operator: str, module: str, requirement: str) -> None:
     """Fail at DAG parse time when ``module`` (a provider or fsspec package) is not installed.
 
     ``find_spec`` finds the package without importing it (no cloud SDK at parse time).
@@ -53,7 +53,7 @@ def require_provider(operator: str, module: str, extra: str) -> None:
         found = False
     if not found:
         raise FollowAnalyticsConfigError(
-            f"{operator} needs {module}, which is not installed: pip install '{_PACKAGE}[{extra}]'"
+            f"{operator} needs {module}, which is not installed: pip install '{requirement}'"
         )
 
 
@@ -62,7 +62,7 @@ def import_from_provider(operator: str, module: str, name: str, extra: str) -> A
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as exc:
-        raise FollowAnalyticsError(f"{operator} needs {module}: pip install '{_PACKAGE}[{extra}]'") from exc
+        raise FollowAnalyticsError(f"{operator} needs {module}: pip install '{PACKAGE}[{extra}]'") from exc
 
 
 def static_value(value: object) -> str | None:
@@ -95,7 +95,7 @@ class FollowAnalyticsTransferOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("callback_url", "followanalytics_conn_id")
-    #: (module that must be importable, pip extra) checked when the DAG is parsed.
+    #: (module that must be importable, what to pip install) checked when the DAG is parsed.
     required_packages: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: (module, class, pip extra) of the provider hook the store is reached through, if any.
     store_hook_path: ClassVar[tuple[str, str, str] | None] = None

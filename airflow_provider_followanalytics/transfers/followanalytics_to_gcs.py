@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import (
+    PACKAGE,
     FollowAnalyticsTransferOperator,
     static_value,
 )
@@ -97,7 +98,7 @@ class FollowAnalyticsToGCSOperator(FollowAnalyticsTransferOperator):
         "gcp_conn_id",
         "impersonation_chain",
     )
-    required_packages = (("airflow.providers.google", "google"),)
+    required_packages = (("airflow.providers.google", f"{PACKAGE}[google]"),)
     store_hook_path = ("airflow.providers.google.cloud.hooks.gcs", "GCSHook", "google")
     ui_color = "#d6e4f5"
 

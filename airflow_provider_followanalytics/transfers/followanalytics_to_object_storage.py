@@ -7,10 +7,13 @@ library are imported when the task runs, not when the DAG file is parsed.
 fsspec files commit what they hold on ``close()``, which ``__exit__`` and ``__del__`` call after
 an exception too. So nothing is written through a plain ``open("wb")`` here:
 
-* stores whose files can stage an upload (s3fs, gcsfs, adlfs) are opened with
-  ``autocommit=False``: parts / chunks / blocks go up while the export streams, and the object
-  appears on ``commit()`` only; a failure calls ``discard()`` (abort the multipart upload,
-  cancel the resumable session, leave the staged blocks uncommitted);
+* stores whose files stage an upload (s3fs, gcsfs, adlfs) send parts / chunks / blocks while
+  the export streams, and make the object appear at the end only: s3fs and gcsfs files are
+  opened with ``autocommit=False`` and committed with ``commit()``; a failure aborts the S3
+  multipart upload (GCS drops an unfinished resumable session by itself). adlfs ignores
+  ``autocommit`` and commits its block list on ``close()``: a failed Azure file is never
+  closed (it is marked closed, so ``__del__`` commits nothing), and its staged blocks stay
+  uncommitted, invisible, until Azure drops them after a week;
 * every other store (local files first) is written under a hidden temporary name beside the
   destination, then renamed onto it (atomic on a local disk); a failure removes it.
 """
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 from airflow_provider_followanalytics._compat import object_storage_path
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import (
+    PACKAGE,
     FollowAnalyticsTransferOperator,
     require_provider,
     static_value,
@@ -38,15 +42,20 @@ if TYPE_CHECKING:
 
 DEFAULT_BLOCK_SIZE = 8 * MiB
 #: Protocols whose fsspec files stage the upload until ``commit()`` (``autocommit=False``).
-STAGING_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
+STAGING_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"})
+#: adlfs files commit their block list on ``close()``, whatever ``autocommit`` says.
+COMMIT_ON_CLOSE_PROTOCOLS = frozenset({"abfs", "abfss", "az", "adl"})
+#: ``wasb://conn@container/path`` is read as ``abfs://`` (the same adlfs filesystem).
+ALIASES = {"wasb": "abfs", "wasbs": "abfss"}
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
-#: What a protocol needs installed: (module, pip extra), checked when the DAG is parsed.
+_AMAZON = ("airflow.providers.amazon", f"{PACKAGE}[amazon]")
+_GOOGLE = ("airflow.providers.google", f"{PACKAGE}[google]")
+_AZURE = ("airflow.providers.microsoft.azure", f"{PACKAGE}[azure]")
+#: What a protocol needs installed: (module, what to pip install), checked when the DAG is parsed.
 PACKAGES_BY_PROTOCOL: dict[str, tuple[tuple[str, str], ...]] = {
-    **dict.fromkeys(("s3", "s3a"), (("airflow.providers.amazon", "amazon"), ("s3fs", "amazon"))),
-    **dict.fromkeys(("gs", "gcs"), (("airflow.providers.google", "google"), ("gcsfs", "google"))),
-    **dict.fromkeys(
-        ("abfs", "abfss", "az", "adl", "wasb"), (("airflow.providers.microsoft.azure", "azure"), ("adlfs", "azure"))
-    ),
+    **dict.fromkeys(("s3", "s3a"), (_AMAZON, ("s3fs", "apache-airflow-providers-amazon[s3fs]"))),
+    **dict.fromkeys(("gs", "gcs"), (_GOOGLE, ("gcsfs", f"{PACKAGE}[google]"))),
+    **dict.fromkeys(("abfs", "abfss", "az", "adl"), (_AZURE, ("adlfs", f"{PACKAGE}[azure]"))),
 }
 
 
@@ -67,9 +76,14 @@ def _static_destination(destination: object) -> tuple[str, str] | None:
     url = static_value(destination)
     if url is None or "://" not in url:
         return None
-    parts = urlsplit(url)
+    parts = urlsplit(_unalias(url))
     host = parts.netloc.rpartition("@")[2]  # drop the connection id
     return parts.scheme.lower(), f"{parts.scheme.lower()}://{host}{parts.path}"
+
+
+def _unalias(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return ALIASES.get(scheme.lower(), scheme) + sep + rest
 
 
 class _StagedFile:
@@ -81,6 +95,7 @@ class _StagedFile:
         # An unfinished GCS resumable session holds no object and expires after a week; gcsfs's
         # discard() (a DELETE of the session) fails on GCS's 499 answer, and the emulator retries it.
         self._cancel = path.protocol not in ("gs", "gcs")
+        self._commits_on_close = path.protocol in COMMIT_ON_CLOSE_PROTOCOLS
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
@@ -94,6 +109,9 @@ class _StagedFile:
 
     def discard(self) -> None:
         try:
+            if self._commits_on_close:
+                self._disarm()
+                return
             with contextlib.suppress(Exception):  # the upload may be what failed: discard anyway
                 self._file.close()
             if self._cancel:
@@ -102,6 +120,15 @@ class _StagedFile:
             self._log.warning("Could not discard the unfinished upload (%s: %s)", type(exc).__name__, exc)
         finally:
             self._forget()
+
+    def _disarm(self) -> None:
+        """Drop an adlfs file without committing it: buffer gone, marked closed, its client closed."""
+        from adlfs.utils import close_container_client
+        from fsspec.asyn import sync
+
+        self._file.buffer = None
+        self._file.closed = True  # fsspec's close() and __del__ now do nothing
+        sync(self._file.loop, close_container_client, self._file)
 
     def _forget(self) -> None:
         # fsspec lists every autocommit=False file in the (cached) filesystem's transaction; a
@@ -199,8 +226,8 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
             raise FollowAnalyticsConfigError(f"block_size={block_size!r} is invalid; expected at least 256 KiB.")
         static = _static_destination(destination)
         if static is not None:
-            for module, extra in PACKAGES_BY_PROTOCOL.get(static[0], ()):
-                require_provider(type(self).__name__, module, extra)
+            for module, requirement in PACKAGES_BY_PROTOCOL.get(static[0], ()):
+                require_provider(type(self).__name__, module, requirement)
         super().__init__(outlet_uri=static[1] if static else None, **kwargs)
         self.destination = destination
         self.conn_id = conn_id
@@ -218,7 +245,8 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
                 f"destination={self.destination!r} is not a URL; expected e.g. 'file:///data/devices.csv' or "
                 "'abfs://azure_conn@container/path/devices.csv'."
             )
-        self._path = path = object_storage_path(self.destination, self.conn_id)
+        destination = _unalias(self.destination) if isinstance(self.destination, str) else self.destination
+        self._path = path = object_storage_path(destination, self.conn_id)
         uri = destination_uri(path)
         if not path.key or path.key.endswith("/"):
             raise FollowAnalyticsConfigError(f"destination {uri} names no object (it ends with '/' or is a bucket).")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import (
+    PACKAGE,
     FollowAnalyticsTransferOperator,
     static_value,
 )
@@ -139,7 +140,7 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         "s3_key",
         "aws_conn_id",
     )
-    required_packages = (("airflow.providers.amazon", "amazon"),)
+    required_packages = (("airflow.providers.amazon", f"{PACKAGE}[amazon]"),)
     store_hook_path = ("airflow.providers.amazon.aws.hooks.s3", "S3Hook", "amazon")
     ui_color = "#ffe9c9"
 
