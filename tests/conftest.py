@@ -36,7 +36,7 @@ os.environ.update(
 )
 os.environ.pop("AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT", None)
 
-pytest_plugins = ["tests.fixtures", "tests.storage_fixtures", "tests.secrets_guard"]
+pytest_plugins = ["tests.fixtures", "tests.storage_fixtures", "tests.lineage.fixtures", "tests.secrets_guard"]
 
 
 @pytest.fixture(autouse=True)
