@@ -92,8 +92,8 @@ def object_storage_path(destination: Any, conn_id: str | None = None) -> Any:
         from airflow.sdk import ObjectStoragePath
     else:
         from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
-    if conn_id is None and isinstance(destination, ObjectStoragePath):
-        return destination
+    if conn_id is None:  # Airflow 2.10 takes an explicit conn_id=None over the URL's own
+        return destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(destination)
     return ObjectStoragePath(destination, conn_id=conn_id)
 
 

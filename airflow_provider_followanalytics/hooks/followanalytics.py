@@ -540,7 +540,7 @@ class FollowAnalyticsHook(BaseHook):
             if status == 202:
                 raise FollowAnalyticsExportNotReadyError(
                     "FollowAnalytics export is not ready yet (callback answered HTTP 202); wait for it with "
-                    "ExportReadySensor before transferring.",
+                    "ExportReadySensor before transferring, or set deferrable=True on the transfer.",
                     http_status=202,
                 )
             if status != 200:

@@ -129,7 +129,8 @@ class FollowAnalyticsTransferOperator(BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = float(poll_interval)
         self.wait_timeout = float(wait_timeout)
-        self.destination_uri: str | None = None
+        #: What was written, for lineage: the destination URL, or the ObjectStoragePath (its Azure account).
+        self.written_to: Any = None
 
     # ------------------------------------------------------------------ what subclasses implement
     def prepare(self) -> str:
@@ -246,5 +247,15 @@ class FollowAnalyticsTransferOperator(BaseOperator):
             note,
             describe_rate(reader.bytes_downloaded, time.monotonic() - started),
         )
-        self.destination_uri = uri
+        if self.written_to is None:
+            self.written_to = uri
         return uri
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the export in (API host and path, never its token), the object out.
+
+        Called by the openlineage provider after a successful run; None when it is not installed.
+        """
+        from airflow_provider_followanalytics.transfers._lineage import lineage_of
+
+        return lineage_of(self.callback_url, self.written_to)

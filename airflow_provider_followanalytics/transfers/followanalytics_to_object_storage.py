@@ -59,11 +59,18 @@ PACKAGES_BY_PROTOCOL: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+def bucket_and_key(path: Any) -> tuple[str, str]:
+    """Bucket (container) and key of an ``ObjectStoragePath`` (its ``bucket`` holds the conn id on 2.10)."""
+    bucket, _, key = str(path.path).partition("/")
+    return bucket, key
+
+
 def destination_uri(path: Any) -> str:
     """``protocol://bucket/key`` of an ``ObjectStoragePath`` (``file:///abs/path`` locally), without the conn id."""
     if path.protocol in LOCAL_PROTOCOLS:
         return f"file://{path.path}"
-    return f"{path.protocol}://{path.bucket}/{path.key}"
+    bucket, key = bucket_and_key(path)
+    return f"{path.protocol}://{bucket}/{key}"
 
 
 def _static_destination(destination: object) -> tuple[str, str] | None:
@@ -79,6 +86,12 @@ def _static_destination(destination: object) -> tuple[str, str] | None:
     parts = urlsplit(_unalias(url))
     host = parts.netloc.rpartition("@")[2]  # drop the connection id
     return parts.scheme.lower(), f"{parts.scheme.lower()}://{host}{parts.path}"
+
+
+def _bucket_exists(path: Any) -> bool:
+    # fsspec filesystems are shared and cache listings (s3fs lists buckets once): ask afresh.
+    path.fs.invalidate_cache()
+    return bool(path.fs.exists(bucket_and_key(path)[0]))
 
 
 def _unalias(url: str) -> str:
@@ -246,16 +259,16 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
                 "'abfs://azure_conn@container/path/devices.csv'."
             )
         destination = _unalias(self.destination) if isinstance(self.destination, str) else self.destination
-        self._path = path = object_storage_path(destination, self.conn_id)
+        self._path = self.written_to = path = object_storage_path(destination, self.conn_id)
         uri = destination_uri(path)
-        if not path.key or path.key.endswith("/"):
+        if not path.path.rstrip("/") or path.path.endswith("/") or not bucket_and_key(path)[1]:
             raise FollowAnalyticsConfigError(f"destination {uri} names no object (it ends with '/' or is a bucket).")
         if path.protocol in LOCAL_PROTOCOLS:
             path.fs.makedirs(path.fs._parent(path.path), exist_ok=True)
-        elif not path.fs.exists(path.bucket):
+        elif not _bucket_exists(path):
             raise FollowAnalyticsError(
-                f"{path.protocol}://{path.bucket} does not exist (or this connection cannot see it); nothing "
-                "was downloaded. Create it, or fix the destination's bucket / container name."
+                f"{path.protocol}://{bucket_and_key(path)[0]} does not exist (or this connection cannot see it); "
+                "nothing was downloaded. Create it, or fix the destination's bucket / container name."
             )
         if not self.replace and path.fs.exists(path.path):
             raise FollowAnalyticsError(

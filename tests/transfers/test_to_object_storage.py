@@ -14,7 +14,7 @@ import hashlib
 import importlib.util
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,19 +152,12 @@ class AzureStore(Store):
         return sorted(self.container.list_blob_names())
 
 
-@pytest.fixture(autouse=True)
-def _fresh_object_stores() -> Iterator[None]:
-    """Airflow caches one filesystem per protocol and connection id: connections change between tests."""
-    if AIRFLOW_V_3:
-        from airflow.sdk.io import store
-    else:
-        from airflow.io import store  # type: ignore[no-redef]
-    store._STORE_CACHE.clear()
-    yield
-    store._STORE_CACHE.clear()
-
-
 STORES = ["file", "gs", "s3", "abfs"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_object_stores(object_store_cache: dict[str, Any]) -> None:
+    """Airflow caches one filesystem per protocol and connection id: connections change between tests."""
 
 
 @pytest.fixture(params=STORES)
@@ -172,6 +165,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, fa_conn: dict[str, Any
     if request.param == "file":
         return LocalStore(tmp_path / "lake")
     if request.param == "gs":
+        request.getfixturevalue("gcs_object_storage")  # gs:// paths on the emulator, on 2.10 too
         return GCSStore(request.getfixturevalue("gcs_bucket"))
     if request.param == "abfs":
         return AzureStore(request.getfixturevalue("azure_container_client"), request.getfixturevalue("azure_conn"))
