@@ -11,8 +11,12 @@ VENV_AF2 := .venv-af2
 PY := $(VENV)/bin/python
 PY_AF2 := $(VENV_AF2)/bin/python
 PYTEST_ARGS ?=
+# Azurite (the Azure Storage emulator) for the Azure tests and benchmarks: npm package pinned in
+# requirements/azurite/package-lock.json, installed into the repo's tool folder (needs Node.js and npm).
+AZURITE_DIR := $(TOOLS)/azurite
+AZURITE := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
 
-.PHONY: help install install-af2 lint typecheck pytest test test-af2 install-check demo bench ci clean lock
+.PHONY: help install install-af2 azurite lint typecheck pytest test test-af2 install-check demo bench ci clean lock
 
 help:
 	@echo "make demo           run the example DAG end to end on the emulator and a local S3"
@@ -20,6 +24,7 @@ help:
 	@echo "make test-af2       pytest on Airflow 2.10 (.venv-af2)"
 	@echo "make install-check  build the wheel and install it alone into fresh Airflow 3.3 and 2.10 envs"
 	@echo "make bench          benchmarks against the Airflow anchors (not part of the tests)"
+	@echo "make azurite        install the Azure Storage emulator (npm) into .tools/azurite (test and bench do it)"
 	@echo "make ci             everything CI runs"
 
 $(UV):
@@ -41,6 +46,15 @@ $(VENV_AF2)/.installed: requirements/airflow2.lock pyproject.toml | $(UV)
 install: $(VENV)/.installed
 install-af2: $(VENV_AF2)/.installed
 
+# npm ci installs exactly the committed lock; --ignore-scripts: Azurite needs no install script.
+$(AZURITE): requirements/azurite/package.json requirements/azurite/package-lock.json
+	mkdir -p $(AZURITE_DIR)
+	cp requirements/azurite/package.json requirements/azurite/package-lock.json $(AZURITE_DIR)/
+	cd $(AZURITE_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	test -x $@ && touch $@
+
+azurite: $(AZURITE)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -48,12 +62,12 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install azurite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-test-af2: install-af2
+test-af2: install-af2 azurite
 	$(PY_AF2) -m pytest $(PYTEST_ARGS)
 
 install-check: install | $(UV)
@@ -62,7 +76,7 @@ install-check: install | $(UV)
 demo: install
 	$(PY) scripts/demo.py
 
-bench: install
+bench: install azurite
 	$(PY) -m benchmarks.run
 
 ci: test test-af2 install-check demo

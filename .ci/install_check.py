@@ -1,9 +1,10 @@
 """Install the built wheel the way a managed Airflow does, and check that Airflow accepts it.
 
 For each pinned Airflow (3.3.2 and 2.10.5):
-1. a fresh virtualenv gets Airflow and the amazon / google providers at the pinned versions;
-2. the wheel alone is added with the same pins as constraints, and nothing already
-   installed may change version (the provider must fit inside that Airflow's pins);
+1. a fresh virtualenv gets Airflow and the amazon / google / microsoft-azure / openlineage
+   providers at the pinned versions;
+2. the wheel with its extras is added with the same pins as constraints, and nothing already
+   installed may change version (the provider and its extras must fit inside that Airflow's pins);
 3. ``airflow providers list`` / ``providers hooks`` show it, the example DAGs import,
    and ``airflow connections test`` logs in to the emulator shipped in the wheel.
 
@@ -24,10 +25,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {
-    "airflow3": ["apache-airflow", "apache-airflow-providers-amazon", "apache-airflow-providers-google"],
-    "airflow2": ["apache-airflow", "apache-airflow-providers-amazon", "apache-airflow-providers-google"],
-}
+# What the managed Airflow already has; the wheel goes in with every extra, which must fit these pins.
+PROVIDERS = [
+    "apache-airflow-providers-amazon",
+    "apache-airflow-providers-google",
+    "apache-airflow-providers-microsoft-azure",
+    "apache-airflow-providers-openlineage",
+]
+TARGETS = {"airflow3": ["apache-airflow", *PROVIDERS], "airflow2": ["apache-airflow", *PROVIDERS]}
+EXTRAS = "amazon,google,azure"
 DAG_IMPORT_CHECK = """
 import sys
 try:  # Airflow 3
@@ -87,7 +93,7 @@ def check_target(uv: str, name: str, wheel: Path, workdir: Path) -> None:
     base = [f"{pkg}=={pinned[pkg]}" for pkg in TARGETS[name]]
     run([uv, "pip", "install", "--quiet", "--python", python, "--constraint", str(lock), *base])
     before = freeze(uv, venv)
-    run([uv, "pip", "install", "--quiet", "--python", python, "--constraint", str(lock), str(wheel)])
+    run([uv, "pip", "install", "--quiet", "--python", python, "--constraint", str(lock), f"{wheel}[{EXTRAS}]"])
     after = freeze(uv, venv)
     changed = {pkg: (before[pkg], after.get(pkg)) for pkg in before if before[pkg] != after.get(pkg)}
     added = sorted(set(after) - set(before) - {"airflow-provider-followanalytics"})

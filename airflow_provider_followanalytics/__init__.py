@@ -22,7 +22,10 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": PACKAGE_NAME,
         "name": "FollowAnalytics",
-        "description": "Export FollowAnalytics data (devices, events, analytics) and land it in S3 or GCS.",
+        "description": (
+            "Export FollowAnalytics data (devices, events, analytics) and land it in S3, GCS, Azure or any "
+            "object storage."
+        ),
         "versions": [__version__],
         "integrations": [
             {
@@ -65,6 +68,11 @@ def get_provider_info() -> dict[str, Any]:
                 "source-integration-name": _INTEGRATION,
                 "target-integration-name": "Google Cloud Storage (GCS)",
                 "python-module": "airflow_provider_followanalytics.transfers.followanalytics_to_gcs",
+            },
+            {
+                "source-integration-name": _INTEGRATION,
+                "target-integration-name": "Common IO",  # ObjectStoragePath: Azure, local files, S3, GCS, ...
+                "python-module": "airflow_provider_followanalytics.transfers.followanalytics_to_object_storage",
             },
         ],
         "connection-types": [

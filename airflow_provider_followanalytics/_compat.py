@@ -80,3 +80,21 @@ else:  # Airflow 2.10 / 2.11
     from airflow.exceptions import AirflowFailException, AirflowSensorTimeout  # type: ignore
 
 __all__ += ["AirflowFailException", "AirflowSensorTimeout"]
+
+
+def object_storage_path(destination: Any, conn_id: str | None = None) -> Any:
+    """An ``ObjectStoragePath`` for a URL (or another path), imported on use: fsspec is costly at parse time.
+
+    Airflow 3: ``airflow.sdk.ObjectStoragePath``; Airflow 2.8+: ``airflow.io.path.ObjectStoragePath``.
+    ``conn_id`` is the connection to use when the URL names none (``s3://conn@bucket/key``).
+    """
+    if AIRFLOW_V_3:
+        from airflow.sdk import ObjectStoragePath
+    else:
+        from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
+    if conn_id is None:  # Airflow 2.10 takes an explicit conn_id=None over the URL's own
+        return destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(destination)
+    return ObjectStoragePath(destination, conn_id=conn_id)
+
+
+__all__ += ["object_storage_path"]

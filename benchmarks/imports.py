@@ -37,6 +37,7 @@ PROVIDER_MODULES = (
     "airflow_provider_followanalytics.sensors.export_ready",
     "airflow_provider_followanalytics.transfers.followanalytics_to_s3",
     "airflow_provider_followanalytics.transfers.followanalytics_to_gcs",
+    "airflow_provider_followanalytics.transfers.followanalytics_to_object_storage",
 )
 ANCHOR_MODULES = ("airflow.providers.amazon.aws.transfers.http_to_s3",)
 TARGET_SECONDS = 0.05

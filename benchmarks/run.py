@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Options], list[Row]]]] = {
     "triggers": ("thousands of triggers in one event loop", triggers.run),
     "s3": ("memory and throughput of the S3 transfer", transfers.run_s3),
     "gcs": ("throughput of the GCS transfer", transfers.run_gcs),
+    "objectstorage": ("memory and throughput into a local file and Azurite", transfers.run_object_storage),
 }
 
 
@@ -56,6 +57,9 @@ def _versions() -> dict[str, str]:
         "airflow-provider-followanalytics",
         "moto",
         "gcp-storage-emulator",
+        "apache-airflow-providers-microsoft-azure",
+        "adlfs",
+        "s3fs",
         "aiohttp",
         "requests",
         "boto3",

@@ -24,15 +24,18 @@ checked for its size, then deleted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
 import sys
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
+    WORK_DIR,
     BenchError,
     EmulatorClient,
     GiB,
@@ -58,6 +61,10 @@ from benchmarks._common import (
 )
 
 BUCKET = "bench-lake"
+#: The last commit with the hand-written S3 multipart upload and GCS upload thread: measured as
+#: extra "hand-written" rows next to ours (the libraries' managed uploads). ``FA_BENCH_HANDWRITTEN=``
+#: (empty) skips them.
+HANDWRITTEN_COMMIT = os.environ.get("FA_BENCH_HANDWRITTEN", "788956e")
 WARM_UP_SIZE = 1 * MiB
 MEMORY_RATIO_LIMIT = 0.05
 FLAT_LIMIT_MIB_PER_GIB = 10.0
@@ -78,6 +85,28 @@ def _aws_conn_env(s3_url: str) -> dict[str, str]:
 def _gcp_conn_env(gcs_url: str) -> dict[str, str]:
     conn = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "bench-project"}}
     return {"AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(conn), "STORAGE_EMULATOR_HOST": gcs_url}
+
+
+def _handwritten_env() -> dict[str, str]:
+    """``BENCH_HANDWRITTEN_PATH``: the package as of :data:`HANDWRITTEN_COMMIT` (``git archive``), or nothing."""
+    if not HANDWRITTEN_COMMIT:
+        return {}
+    import subprocess
+
+    target = WORK_DIR / f"handwritten-{HANDWRITTEN_COMMIT}"
+    if not (target / "airflow_provider_followanalytics").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        root = Path(__file__).resolve().parent.parent
+        archive = subprocess.run(
+            ["git", "archive", HANDWRITTEN_COMMIT, "airflow_provider_followanalytics"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            return {}
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return {"BENCH_HANDWRITTEN_PATH": str(target)}
 
 
 def _mib_s(result: dict[str, Any]) -> float:
@@ -123,7 +152,13 @@ def run_s3(opts: Options) -> list[Row]:
             token = client.login()
             client.close()
             store_env = _aws_conn_env(s3.url)
-            env = worker_env(**fa_conn_env(emu.url), **http_conn_env(emu.url), **store_env, BENCH_FA_TOKEN=token)
+            env = worker_env(
+                **fa_conn_env(emu.url),
+                **http_conn_env(emu.url),
+                **store_env,
+                **_handwritten_env(),
+                BENCH_FA_TOKEN=token,
+            )
             results, speeds = _run_side_by_side(_Runner("s3", emu, s3, env), (small, big), 1 if opts.quick else 3)
             rows = _rows("s3", "S3", "HttpToS3Operator", results, speeds, small, big, memory_target=True)
             # Loopback downloads run ~30x faster than moto takes uploads, so overlapping them
@@ -194,12 +229,146 @@ def run_gcs(opts: Options) -> list[Row]:
             token = client.login()
             client.close()
             env = worker_env(
-                **fa_conn_env(emu.url), **http_conn_env(emu.url), **_gcp_conn_env(gcs.url), BENCH_FA_TOKEN=token
+                **fa_conn_env(emu.url),
+                **http_conn_env(emu.url),
+                **_gcp_conn_env(gcs.url),
+                **_handwritten_env(),
+                BENCH_FA_TOKEN=token,
             )
             results, speeds = _run_side_by_side(_Runner("gcs", emu, gcs, env), (size,), 1 if opts.quick else 3)
     except BenchError as exc:
         return na_rows("gcs", figures, str(exc))
     return _rows("gcs", "GCS", "HttpToGCSOperator", results, speeds, None, size, memory_target=False)
+
+
+# ----------------------------------------------------------------------------- object storage
+
+
+OBJECT_STORE_LABELS = {"file": "a local file", "azure": "Azure Blob (Azurite)"}
+OBJECT_MEMORY_LIMIT_MIB = 64.0
+
+
+class _AzuriteServer:
+    """Azurite (``tests/azurite.py`` starts it the same way for the tests) as a measured server."""
+
+    def __init__(self) -> None:
+        from tests.azurite import Azurite
+
+        self._azurite = Azurite(WORK_DIR / "azurite")
+        self.url = ""
+
+    def __enter__(self) -> _AzuriteServer:
+        self._azurite.start()
+        self.url = self._azurite.connection_string  # what the worker needs to reach it
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._azurite.stop()
+
+    def cpu_seconds(self) -> float | None:
+        from benchmarks._common import process_cpu_seconds
+
+        return process_cpu_seconds(self._azurite.pid)
+
+
+def run_object_storage(opts: Options) -> list[Row]:
+    """FollowAnalyticsToObjectStorageOperator into a local file and into Azurite, against each store's limit."""
+    small, big = (12 * MiB, 24 * MiB) if opts.quick else (200 * MiB, 1 * GiB)
+    rounds = 1 if opts.quick else 3
+    rows: list[Row] = []
+    for store in ("file", "azure"):
+        label = OBJECT_STORE_LABELS[store]
+        figures = [
+            (f"extra RSS, {_size_label(big)} export to {label}", "MiB", "<= 64 MiB"),
+            (f"extra RSS, {_size_label(small)} export to {label}", "MiB", "-"),
+            (f"RSS growth {_size_label(small)} -> {_size_label(big)} to {label} (flat)", "MiB/GiB", "<= 10 MiB/GiB"),
+            (f"throughput to {label} vs limit, {_size_label(big)}", "MiB/s", ">= 0.9x"),
+        ]
+        try:
+            server: Any = _AzuriteServer() if store == "azure" else contextlib.nullcontext(_LocalFolder())
+            with emulator_process(export_size=WARM_UP_SIZE, name=f"{store}-emulator") as emu, server as target:
+                client = EmulatorClient(emu.url)
+                token = client.login()
+                client.close()
+                store_env = (
+                    {
+                        "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
+                            {"conn_type": "wasb", "extra": {"connection_string": target.url}}
+                        )
+                    }
+                    if store == "azure"
+                    else {}
+                )
+                env = worker_env(**fa_conn_env(emu.url), **store_env, BENCH_FA_TOKEN=token)
+                runner = _Runner(store, emu, target, env)
+                results = {size: runner.measure("ours", size) for size in (small, big)}
+                speeds: dict[str, list[float]] = {"ours": [_mib_s(results[big])], "download": [], "upload": []}
+                for round_ in range(rounds):
+                    for kind in ("download", "upload") if round_ == 0 else ("download", "upload", "ours"):
+                        speeds[kind].append(_mib_s(runner.measure(kind, big, f"-round{round_ + 1}")))
+        except (BenchError, OSError, RuntimeError) as exc:
+            rows += na_rows(f"object-{store}", figures, str(exc))
+            continue
+        rows += _object_storage_rows(store, label, results, speeds, small, big)
+    return rows
+
+
+class _LocalFolder:
+    """The local destination folder as a 'server' (no process: the worker writes itself)."""
+
+    url = str(WORK_DIR / "local-store")
+
+    def cpu_seconds(self) -> float | None:
+        return 0.0
+
+
+def _object_storage_rows(
+    store: str, label: str, results: dict[int, dict[str, Any]], speeds: dict[str, list[float]], small: int, big: int
+) -> list[Row]:
+    name = f"object-{store}"
+    extra_big, extra_small = results[big]["extra_rss"] / MiB, results[small]["extra_rss"] / MiB
+    slope = (extra_big - extra_small) / ((big - small) / GiB)
+    ours, download, upload = median(speeds["ours"]), median(speeds["download"]), median(speeds["upload"])
+    limit = min(download, upload)
+    return [
+        Row(
+            name,
+            f"extra RSS, {_size_label(big)} export to {label}",
+            extra_big,
+            OBJECT_MEMORY_LIMIT_MIB,
+            "MiB",
+            "ceiling of the design",
+            "<= 64 MiB",
+            verdict(extra_big <= OBJECT_MEMORY_LIMIT_MIB),
+            note=results[big]["parts_note"],
+        ),
+        Row(name, f"extra RSS, {_size_label(small)} export to {label}", extra_small, None, "MiB", "-", "-", "info"),
+        Row(
+            name,
+            f"RSS growth {_size_label(small)} -> {_size_label(big)} to {label} (flat)",
+            slope,
+            None,
+            "MiB/GiB",
+            "-",
+            "<= 10 MiB/GiB",
+            verdict(slope <= FLAT_LIMIT_MIB_PER_GIB),
+        ),
+        Row(
+            name,
+            f"throughput to {label} vs limit, {_size_label(big)}",
+            ours,
+            limit,
+            "MiB/s",
+            "min(download, upload)",
+            ">= 0.9x",
+            verdict(ours >= LIMIT_RATIO * limit),
+            note=(
+                f"medians of {len(speeds['ours'])} interleaved round(s): download-only {download:.0f} MiB/s, "
+                f"upload-only (the same fsspec file, generated bytes) {upload:.0f} MiB/s; ours "
+                f"{_spread(speeds['ours'])}, upload-only {_spread(speeds['upload'])} MiB/s"
+            ),
+        ),
+    ]
 
 
 # ------------------------------------------------------------------------------------------ shared
@@ -254,14 +423,15 @@ def _run_side_by_side(
     Returns (results by (kind, size), MiB/s lists by kind).
     """
     results: dict[tuple[str, int], dict[str, Any]] = {}
+    operators = ("ours", "anchor", "handwritten") if "BENCH_HANDWRITTEN_PATH" in runner.env else ("ours", "anchor")
     for size in sizes:
-        for kind in ("ours", "anchor"):
+        for kind in operators:
             results[kind, size] = runner.measure(kind, size)
     big = sizes[-1]
-    speeds: dict[str, list[float]] = {kind: [_mib_s(results[kind, big])] for kind in ("ours", "anchor")}
+    speeds: dict[str, list[float]] = {kind: [_mib_s(results[kind, big])] for kind in operators}
     speeds.update(download=[], upload=[])
     for round_ in range(rounds):
-        kinds = ("download", "upload") if round_ == 0 else ("download", "upload", "ours", "anchor")
+        kinds = ("download", "upload") if round_ == 0 else ("download", "upload", *operators)
         for kind in kinds:
             result = runner.measure(kind, big, f"-round{round_ + 1}")
             speeds[kind].append(_mib_s(result))
@@ -341,6 +511,8 @@ def _rows(
     download, upload = median(speeds["download"]), median(speeds["upload"])
     limit = min(download, upload)
     rounds = len(speeds["ours"])
+    if "handwritten" in speeds:
+        rows += _handwritten_rows(name, store, anchor_name, results, speeds, small, big, limit)
     rows.append(
         Row(
             name,
@@ -372,6 +544,54 @@ def _rows(
             verdict(ours >= ANCHOR_RATIO * anchor),
             note="CPU s per GiB (worker+emulator+store): "
             + ", ".join(f"{kind} {_cpu(results[kind, big])}" for kind in ("ours", "anchor", "download", "upload")),
+        )
+    )
+    return rows
+
+
+def _handwritten_rows(
+    name: str,
+    store: str,
+    anchor_name: str,
+    results: dict[tuple[str, int], dict[str, Any]],
+    speeds: dict[str, list[float]],
+    small: int | None,
+    big: int,
+    limit: float,
+) -> list[Row]:
+    """The replaced hand-written upload (commit :data:`HANDWRITTEN_COMMIT`), measured in the same run."""
+    label = f"hand-written upload ({HANDWRITTEN_COMMIT})"
+    rows = []
+    for size in (big, small) if small else (big,):
+        theirs, anchor = results["handwritten", size]["extra_rss"] / MiB, results["anchor", size]["extra_rss"] / MiB
+        rows.append(
+            Row(
+                name,
+                f"extra RSS, {_size_label(size)} export to {store}, {label}",
+                theirs,
+                anchor,
+                "MiB",
+                anchor_name,
+                "-",
+                "info",
+                note=f"ours (library upload): {results['ours', size]['extra_rss'] / MiB:.1f} MiB",
+            )
+        )
+    theirs = median(speeds["handwritten"])
+    rows.append(
+        Row(
+            name,
+            f"throughput to {store} vs limit, {_size_label(big)}, {label}",
+            theirs,
+            limit,
+            "MiB/s",
+            "min(download, upload)",
+            "-",
+            "info",
+            note=(
+                f"rounds {_spread(speeds['handwritten'])} MiB/s; "
+                f"ours (library upload) {median(speeds['ours']):.0f} MiB/s"
+            ),
         )
     )
     return rows
@@ -426,6 +646,17 @@ class _Store:
 
     def __init__(self, store: str, url: str) -> None:
         self.store = store
+        self.url = url
+        if store == "file":
+            os.makedirs(url, exist_ok=True)
+            return
+        if store == "azure":
+            from azure.core.exceptions import ResourceExistsError
+            from azure.storage.blob import BlobServiceClient
+
+            with BlobServiceClient.from_connection_string(url) as service, contextlib.suppress(ResourceExistsError):
+                service.create_container(BUCKET)
+            return
         if store == "s3":
             import boto3
 
@@ -446,8 +677,21 @@ class _Store:
             if self.client.lookup_bucket(BUCKET) is None:
                 self.client.create_bucket(BUCKET)
 
+    def destination(self, key: str) -> str:
+        """The ObjectStoragePath URL of ``key`` in a file or azure store."""
+        if self.store == "file":
+            return f"file://{self.url}/{key}"
+        return f"abfs://wasb_default@{BUCKET}/{key}"
+
     def size_and_delete(self, key: str) -> int:
         """The stored object's size; the object is deleted."""
+        if self.store in ("file", "azure"):
+            from airflow_provider_followanalytics._compat import object_storage_path
+
+            path = object_storage_path(self.destination(key))
+            size = int(path.fs.size(path.path))
+            path.fs.rm_file(path.path)
+            return size
         if self.store == "s3":
             size = int(self.client.head_object(Bucket=BUCKET, Key=key)["ContentLength"])
             self.client.delete_object(Bucket=BUCKET, Key=key)
@@ -459,7 +703,15 @@ class _Store:
 
     def upload(self, key: str, size: int) -> None:
         """Upload-only: ``size`` generated bytes with the client's own streaming upload."""
-        if self.store == "s3":
+        if self.store in ("file", "azure"):  # the store's own fsspec file, 8 MiB writes, as ours
+            from airflow_provider_followanalytics._compat import object_storage_path
+
+            path = object_storage_path(self.destination(key))
+            source = GeneratedExport(size)
+            with path.fs.open(path.path, "wb", block_size=8 * MiB) as sink:
+                for block in iter(lambda: source.read(8 * MiB), b""):
+                    sink.write(block)
+        elif self.store == "s3":
             self.client.upload_fileobj(GeneratedExport(size), BUCKET, key)
         else:
             blob = self.client.bucket(BUCKET).blob(key, chunk_size=8 * MiB)
@@ -467,6 +719,17 @@ class _Store:
 
 
 def _operator(store: str, kind: str, callback_url: str, key: str, token: str) -> Any:
+    if store in ("file", "azure"):
+        from airflow_provider_followanalytics.transfers.followanalytics_to_object_storage import (
+            FollowAnalyticsToObjectStorageOperator,
+        )
+
+        destination = _Store(store, os.environ["BENCH_STORE_URL"]).destination(key)
+        return FollowAnalyticsToObjectStorageOperator(
+            task_id="ours", callback_url=callback_url, destination=destination, replace=True
+        )
+    if kind == "handwritten":  # the same operator class, imported from the old commit (see worker())
+        kind = "ours"
     if kind == "ours" and store == "s3":
         from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import FollowAnalyticsToS3Operator
 
@@ -518,9 +781,11 @@ def _transfer(store: str, kind: str, size: int, emulator_url: str, server_url: s
     if stored != size:
         raise BenchError(f"{kind} stored {stored} bytes, expected {size}")
     note = ""
-    if kind == "ours" and store == "s3":
+    if kind in ("ours", "handwritten") and store == "s3":
         note = f"ours: {operator.part_size // MiB} MiB parts, {operator.upload_concurrency} uploads at a time"
-    elif kind == "ours":
+    elif store in ("file", "azure"):
+        note = f"ours: {operator.block_size // MiB} MiB blocks"
+    elif kind in ("ours", "handwritten"):
         note = f"ours: {operator.chunk_size // MiB} MiB resumable chunks"
     return {"bytes": size, "seconds": seconds, "cpu": cpu, "extra_rss": extra, "parts_note": note}
 
@@ -547,6 +812,9 @@ def _download_only(size: int, emulator_url: str) -> dict[str, Any]:
 def _upload_only(store: str, size: int, server_url: str) -> dict[str, Any]:
     objects = _Store(store, server_url)
     key = f"upload-only-{size}.csv"
+    if store in ("file", "azure"):  # load Airflow's object storage and build the filesystem first
+        objects.upload("upload-only-warm-up.csv", WARM_UP_SIZE)
+        objects.size_and_delete("upload-only-warm-up.csv")
     cpu, start = cpu_seconds(), time.perf_counter()
     objects.upload(key, size)
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
@@ -559,12 +827,15 @@ def _upload_only(store: str, size: int, server_url: str) -> dict[str, Any]:
 def worker(argv: list[str]) -> None:
     """One measurement: ``<s3|gcs> <ours|anchor|download|upload> <size> <emulator url> <store url>``."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("store", choices=("s3", "gcs"))
-    parser.add_argument("kind", choices=("ours", "anchor", "download", "upload"))
+    parser.add_argument("store", choices=("s3", "gcs", "file", "azure"))
+    parser.add_argument("kind", choices=("ours", "anchor", "handwritten", "download", "upload"))
     parser.add_argument("size", type=int)
     parser.add_argument("emulator_url")
     parser.add_argument("server_url")
     args = parser.parse_args(argv)
+    os.environ["BENCH_STORE_URL"] = args.server_url
+    if args.kind == "handwritten":  # before anything imports the package: the old commit's copy wins
+        sys.path.insert(0, os.environ["BENCH_HANDWRITTEN_PATH"])
     if args.kind == "download":
         emit(_download_only(args.size, args.emulator_url))
     elif args.kind == "upload":
@@ -574,8 +845,8 @@ def worker(argv: list[str]) -> None:
 
 
 def run(opts: Options) -> list[Row]:
-    """S3 then GCS (``python -m benchmarks.transfers``)."""
-    return run_s3(opts) + run_gcs(opts)
+    """S3, GCS, then the object-storage transfer (``python -m benchmarks.transfers``)."""
+    return run_s3(opts) + run_gcs(opts) + run_object_storage(opts)
 
 
 if __name__ == "__main__":

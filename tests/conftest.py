@@ -28,11 +28,15 @@ os.environ.update(
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-jwt-secret-0123456789abcdef",
         "AIRFLOW__API__SECRET_KEY": "test-only-secret-key",
         "NO_PROXY": "*",
+        # gcsfs 2026.x otherwise asks GCS's gRPC control plane for each bucket's layout, which the
+        # GCS emulator does not serve: every gs:// ObjectStoragePath call would hang for 60 s. Read
+        # when gcsfs is imported.
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
     }
 )
 os.environ.pop("AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT", None)
 
-pytest_plugins = ["tests.fixtures", "tests.secrets_guard"]
+pytest_plugins = ["tests.fixtures", "tests.storage_fixtures", "tests.lineage.fixtures", "tests.secrets_guard"]
 
 
 @pytest.fixture(autouse=True)

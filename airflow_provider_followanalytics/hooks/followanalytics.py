@@ -574,7 +574,7 @@ class FollowAnalyticsHook(BaseHook):
             if status == 202:
                 raise FollowAnalyticsExportNotReadyError(
                     "FollowAnalytics export is not ready yet (callback answered HTTP 202); wait for it with "
-                    "ExportReadySensor before transferring.",
+                    "ExportReadySensor before transferring, or set deferrable=True on the transfer.",
                     http_status=202,
                 )
             if status != 200:
@@ -601,23 +601,23 @@ class FollowAnalyticsHook(BaseHook):
         :param chunk_size: bytes read from the socket at a time.
         :param max_attempts: total download attempts.
         """
-        attempts = max_attempts if max_attempts is not None else self.settings.max_retries + 1
+        # The one restart policy and reader of the transfers (imports nothing heavy).
+        from airflow_provider_followanalytics.transfers._streaming import stream_export
+
         start = fileobj.tell()
-        for attempt in range(attempts):
+
+        def copy(reader: Any) -> int:
             try:
-                with self.open_export(callback_url, chunk_size) as export:
-                    for chunk in export.chunks():
-                        fileobj.write(chunk)
-                    return export.bytes_read
-            except FollowAnalyticsDownloadError as exc:
-                if attempt + 1 >= attempts:
-                    raise
-                delay = backoff_delay(attempt, self.settings.retry_delay, self.settings.max_retry_delay)
-                self.log.warning("%s; restarting the download from zero in %.1fs", exc, delay)
-                fileobj.seek(start)
+                for chunk in iter(lambda: reader.read(chunk_size), b""):
+                    fileobj.write(chunk)
+            except FollowAnalyticsDownloadError:
+                fileobj.seek(start)  # discard what this attempt wrote: the next one starts from zero
                 fileobj.truncate()
-                time.sleep(delay)
-        raise FollowAnalyticsDownloadError("download_export made no attempt (max_attempts < 1)")
+                raise
+            return int(reader.bytes_downloaded)
+
+        attempts = max_attempts if max_attempts is not None else self.settings.max_retries + 1
+        return stream_export(self, callback_url, copy, attempts=attempts, log=self.log, chunk_size=chunk_size)
 
     def test_connection(self) -> tuple[bool, str]:
         """Log in with the connection's credentials (the UI's *Test* button, ``airflow connections test``).

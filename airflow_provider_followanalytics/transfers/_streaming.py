@@ -1,44 +1,37 @@
-"""Streaming building blocks shared by the S3 and GCS transfer operators (internal).
+"""The one reader of a ready export, and the restart-from-zero policy, shared by every transfer (internal).
 
 How the bytes of an export flow, whatever its size::
 
-    callback URL ──1 MiB reads──> [gzip] ──> blocks of block_size (bytearray) ──> uploader thread(s)
-        (task's main thread: download, compress, fill the next block)    (S3 parts / GCS chunks)
+    callback URL --1 MiB reads--> [gzip on the fly] --> ExportReader.read(n) --> the store's own upload library
+                                                                                   (boto3, google-cloud-storage, fsspec)
 
-* The task's main thread downloads the export in 1 MiB reads (``hook.open_export``),
-  optionally gzips it, and copies the bytes into a preallocated block; no join, no copy
-  of a whole part.
-* A full block is handed to the uploader while the main thread fills the next one, so the
-  download and the upload overlap. The hand-off is bounded: when every upload slot is busy
-  the download pauses, and TCP flow control slows the server. Memory stays at about
-  ``(upload slots + 1) x block_size`` for a 100 MiB export as for a 100 GiB one.
-* The last block only leaves :func:`iter_blocks` after the download ended and matched its
-  ``Content-Length`` (``ExportStream.chunks`` checks it), so a truncated download can never
-  complete an upload: an S3 object appears on ``CompleteMultipartUpload`` only, a GCS object
-  when its final chunk arrives, and neither is sent after a failed download.
-* A download that breaks off is started again from byte zero (:func:`transfer_with_restarts`),
-  after the failed attempt discarded its partial upload.
+:class:`ExportReader` is a non-seekable binary file: upload libraries pull parts from it with
+``read(n)``, so memory stays at about one download chunk plus what the library buffers (one
+part or chunk per upload in flight), and TCP flow control slows the server when the upload
+is slower. It never returns a short read but at the true end of the export: a body that ends
+before its ``Content-Length`` or a broken connection raises
+:class:`FollowAnalyticsDownloadError` from ``read``, so no library ever takes a cut export for
+a (short) whole one.
+
+:func:`stream_export` owns the restart policy: a download that breaks off is opened again and
+the whole upload starts again from byte zero; the consumer discards what it wrote (the upload
+libraries abort their multipart upload or resumable session when ``read`` raises).
 """
 
 from __future__ import annotations
 
-import collections
-import threading
+import io
 import time
 import zlib
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_followanalytics._api import backoff_delay
-from airflow_provider_followanalytics.exceptions import (
-    FollowAnalyticsConfigError,
-    FollowAnalyticsDownloadError,
-    FollowAnalyticsError,
-)
+from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsDownloadError
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable
 
     from airflow_provider_followanalytics.hooks.followanalytics import ExportStream, FollowAnalyticsHook
 
@@ -90,73 +83,117 @@ def content_type_for(server_content_type: str, object_name: str, gzip: bool) -> 
     return server_content_type.strip() or "application/octet-stream"
 
 
-def gzip_chunks(chunks: Iterable[bytes], level: int) -> Iterator[bytes]:
-    """Compress a stream of chunks into one gzip member, on the fly.
+class ExportReader(io.RawIOBase):
+    """A ready export as a read-only, non-seekable binary file, optionally gzipped on the fly.
 
-    The gzip header carries no file name and a zero mtime, so the same export always
-    compresses to the same bytes.
+    ``read(n)`` returns exactly ``n`` bytes until the end of the export (what upload libraries
+    expect of a stream: a short read means the end), ``b""`` after it. A download error is
+    raised from ``read`` and from every later call, never turned into an end of file.
+    With gzip the output is one gzip member with no file name and a zero mtime, so the same
+    export always compresses to the same bytes.
+
+    :param export: the open download (``FollowAnalyticsHook.open_export``).
+    :param gzip_level: a zlib level to compress with, or None for the export as served.
     """
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    for chunk in chunks:
-        out = compressor.compress(chunk)
-        if out:
-            yield out
-    yield compressor.flush()
+
+    def __init__(self, export: ExportStream, gzip_level: int | None = None) -> None:
+        super().__init__()
+        self._export = export
+        self._chunks = export.chunks()
+        self._compressor = None if gzip_level is None else zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
+        self._pending = memoryview(b"")
+        self._ended = False
+        self._error: BaseException | None = None
+        self.bytes_out = 0
+        self.content_type = export.content_type
+        self.content_length = export.content_length  # of the export as served (before gzip)
+
+    @property
+    def bytes_downloaded(self) -> int:
+        """Bytes of the export received so far (before gzip)."""
+        return self._export.bytes_read
+
+    def readable(self) -> bool:
+        """File protocol: a readable stream (and not seekable, the ``RawIOBase`` default)."""
+        return True
+
+    def tell(self) -> int:
+        """Bytes returned so far (google-resumable-media counts a stream's position with it)."""
+        return self.bytes_out
+
+    def _fill(self) -> bool:
+        """Make ``_pending`` non-empty; False at the end of the export."""
+        while not self._pending:
+            if self._error is not None:
+                raise FollowAnalyticsDownloadError(f"{self._error} (the export reader failed before)") from None
+            if self._ended:
+                return False
+            try:
+                chunk = next(self._chunks, None)
+            except BaseException as exc:
+                self._error = exc  # a finished generator would look like a clean end next time
+                raise
+            if chunk is None:
+                self._ended = True
+                data = self._compressor.flush() if self._compressor else b""
+            else:
+                data = self._compressor.compress(chunk) if self._compressor else chunk
+            self._pending = memoryview(data)
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Copy up to ``len(buffer)`` bytes into ``buffer``; 0 at the end of the export."""
+        if not self._fill():
+            return 0
+        view = memoryview(buffer).cast("B")
+        count = min(len(view), len(self._pending))
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        self.bytes_out += count
+        return count
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Return the next ``size`` bytes (fewer only at the end of the export; all that remains for -1)."""
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(8 * MiB), b""))
+        pieces: list[memoryview] = []
+        wanted = size
+        while wanted and self._fill():
+            piece = self._pending[:wanted]
+            pieces.append(piece)
+            self._pending = self._pending[len(piece) :]
+            wanted -= len(piece)
+        self.bytes_out += size - wanted
+        return b"".join(pieces)
+
+    def readall(self) -> bytes:
+        """Everything that remains."""
+        return self.read(-1)
 
 
-def iter_blocks(chunks: Iterable[bytes], sizes: Iterator[int]) -> Iterator[bytearray]:
-    """Regroup a stream of chunks into consecutive blocks of the sizes ``sizes`` yields.
-
-    Every block but the last is exactly its size; the last one holds what remains and is
-    yielded only once ``chunks`` is exhausted (for an export: downloaded and checked). An
-    empty stream yields one empty block. Each block is a new ``bytearray`` filled in place,
-    so the caller may keep it while the next one fills.
-    """
-    block: bytearray | None = None
-    size = filled = 0
-    yielded = False
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            if block is None:  # allocate lazily: no spare block after the last full one
-                size, filled = next(sizes), 0
-                block = bytearray(size)
-            take = min(len(view), size - filled)
-            block[filled : filled + take] = view[:take]
-            filled += take
-            view = view[take:]
-            if filled == size:
-                yield block
-                yielded = True
-                block = None
-    if block is not None:
-        del block[filled:]
-        yield block
-    elif not yielded:
-        yield bytearray()
-
-
-def transfer_with_restarts(
+def stream_export(
     hook: FollowAnalyticsHook,
     callback_url: str,
+    consume: Callable[[ExportReader], T],
+    *,
     attempts: int,
-    transfer_once: Callable[[ExportStream], T],
     log: logging.Logger | Any,
+    gzip_level: int | None = None,
+    chunk_size: int | None = None,
 ) -> T:
-    """Run ``transfer_once`` on a fresh download until it succeeds, at most ``attempts`` times.
+    """Hand ``consume`` a reader of the ready export; start again from zero when the download breaks.
 
-    ``transfer_once`` must leave nothing behind when it raises (abort its multipart upload,
-    drop its resumable session). Only a download that broke off
+    ``consume`` must leave nothing behind when it raises (abort its multipart upload, cancel
+    its resumable session, remove its temporary file). Only a download that broke off
     (:class:`FollowAnalyticsDownloadError`: truncated body, reset connection, read timeout)
-    is started again, from zero; every other error (a 400 expired link, a 202 not ready,
-    an upload error) fails at once; a 400 raises :class:`FollowAnalyticsExportExpiredError`,
-    which Airflow does not retry.
+    is started again, at most ``attempts`` times in all; every other error (a 400 expired
+    link, a 202 not ready, an upload error) fails at once.
     """
     settings = hook.settings
     for attempt in range(1, attempts + 1):
         try:
-            with hook.open_export(callback_url) as export:
-                return transfer_once(export)
+            with hook.open_export(callback_url, *(() if chunk_size is None else (chunk_size,))) as export:
+                return consume(ExportReader(export, gzip_level))
         except FollowAnalyticsDownloadError as exc:
             if attempt >= attempts:
                 raise FollowAnalyticsDownloadError(
@@ -171,142 +208,7 @@ def transfer_with_restarts(
                 attempts,
             )
             time.sleep(delay)
-    raise FollowAnalyticsConfigError(f"download_attempts must be >= 1, got {attempts}")  # pragma: no cover
-
-
-class UploaderStopped(FollowAnalyticsError):
-    """The uploading side of a :class:`BlockPipe` ended before the download did."""
-
-
-class DownloadAborted(FollowAnalyticsError):
-    """Raised to the uploading side of a :class:`BlockPipe` when the download failed."""
-
-
-class BlockPipe:
-    """Hands blocks from the downloading thread to an uploading thread that reads it like a file.
-
-    ``put`` returns once the reader has taken the block (or at once while fewer than
-    ``depth`` blocks wait), so the download runs at most one block ahead of the upload with
-    the default ``depth=0``: enough to keep both busy, and the least memory.
-
-    The reader gets ``bytes`` (``read(n)``, ``tell()``: what
-    ``google.cloud.storage.Blob.upload_from_file`` consumes). ``read`` returns fewer than
-    ``n`` bytes only at the end of the stream, and raises :class:`DownloadAborted` if the
-    writer failed, so a broken download is never taken for a (short) end of file.
-
-    Writer side: :meth:`put`, then :meth:`finish`, or :meth:`fail` on error. Reader side:
-    :meth:`read`, :meth:`tell`, and :meth:`close_reader` when it stops reading.
-    """
-
-    def __init__(self, depth: int = 0) -> None:
-        self._depth = depth
-        self._blocks: collections.deque[bytearray] = collections.deque()
-        self._cond = threading.Condition()
-        self._finished = False
-        self._error: str | None = None
-        self._reader_closed = False
-        self._current: bytes = b""
-        self._offset = 0
-        self._position = 0
-
-    # writer side
-    def put(self, block: bytearray) -> None:
-        """Hand a block over; wait until no more than ``depth`` blocks wait. Raise if the reader stopped."""
-        with self._cond:
-            if self._reader_closed:
-                raise UploaderStopped("the upload stopped before the download finished")
-            self._blocks.append(block)
-            self._cond.notify_all()
-            while len(self._blocks) > self._depth and not self._reader_closed:
-                self._cond.wait()
-            if self._reader_closed:
-                raise UploaderStopped("the upload stopped before the download finished")
-
-    def finish(self) -> None:
-        """Mark the end of the stream: the reader gets the blocks handed over, then end of file."""
-        with self._cond:
-            self._finished = True
-            self._cond.notify_all()
-
-    def fail(self, reason: str) -> None:
-        """Make the reader's next ``read`` raise :class:`DownloadAborted` instead of returning data or EOF."""
-        with self._cond:
-            self._error = reason
-            self._blocks.clear()
-            self._cond.notify_all()
-
-    # reader side
-    def _next_block(self) -> bytes | None:
-        with self._cond:
-            while not self._blocks and not self._finished and self._error is None:
-                self._cond.wait()
-            if self._error is not None:
-                raise DownloadAborted(f"the download failed, the upload must not complete: {self._error}")
-            if not self._blocks:
-                return None
-            block = self._blocks.popleft()
-            self._cond.notify_all()
-        # Upload libraries want immutable bytes (google-crc32c refuses a bytearray): one copy,
-        # after which the bytearray is freed.
-        return bytes(block)
-
-    def read(self, size: int = -1) -> bytes:
-        """Return the next ``size`` bytes (fewer only at the end of the stream)."""
-        if size is None or size < 0:
-            raise ValueError("BlockPipe.read needs a size")
-        if self._offset == len(self._current):
-            self._current, self._offset = b"", 0  # let the block already sent go before waiting
-            block = self._next_block()
-            if block is None:
-                return b""
-            if len(block) == size:  # the common case: one whole block, no slicing
-                self._position += size
-                return block
-            self._current = block
-        parts: list[bytes] = []
-        wanted = size
-        while wanted:
-            if self._offset == len(self._current):
-                block = self._next_block()
-                if block is None:
-                    break
-                self._current, self._offset = block, 0
-                continue
-            piece = self._current[self._offset : self._offset + wanted]
-            self._offset += len(piece)
-            wanted -= len(piece)
-            parts.append(piece)
-        out = b"".join(parts)
-        self._position += len(out)
-        return out
-
-    def tell(self) -> int:
-        """Bytes read so far."""
-        return self._position
-
-    def close_reader(self) -> None:
-        """The reader stops: a writer waiting in :meth:`put` (or calling it later) raises."""
-        with self._cond:
-            self._reader_closed = True
-            self._blocks.clear()
-            self._cond.notify_all()
-
-    def readable(self) -> bool:
-        """File-like protocol: this is a readable stream."""
-        return True
-
-    def seekable(self) -> bool:
-        """File-like protocol: it cannot seek."""
-        return False
-
-
-def describe_size(nbytes: int) -> str:
-    """``"8 MiB"``, ``"256 KiB"`` or ``"1000 bytes"`` for logs."""
-    if nbytes >= MiB and nbytes % MiB == 0:
-        return f"{nbytes // MiB} MiB"
-    if nbytes >= 1024 and nbytes % 1024 == 0:
-        return f"{nbytes // 1024} KiB"
-    return f"{nbytes} bytes"
+    raise FollowAnalyticsConfigError(f"download attempts must be >= 1, got {attempts}")
 
 
 def describe_rate(nbytes: int, seconds: float) -> str:

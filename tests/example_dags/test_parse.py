@@ -24,6 +24,7 @@ EXPECTED = {
     "followanalytics_event_insights_to_s3": ("followanalytics_event_insights_to_s3.py", WEEKLY),
     "followanalytics_app_devices_full_and_delta_to_s3": ("followanalytics_app_devices_full_and_delta_to_s3.py", DAILY),
     "followanalytics_performance_report_by_email": ("followanalytics_performance_report_by_email.py", WEEKLY),
+    "followanalytics_app_devices_to_azure": ("followanalytics_app_devices_to_azure.py", DAILY),
 }
 #: Libraries that cost parse time (see DESIGN.md); a DAG file must not load them.
 HEAVY = ("requests", "aiohttp", "boto3", "botocore", "google.cloud")

@@ -254,6 +254,50 @@ def test_app_events_to_gcs_gzipped(
     assert _sha256(gzip.decompress(stored)) == expected_export_sha256(emulator.export_size, "csv", kind="events")
 
 
+# ---------------------------------------------------------------------------------------- Azure
+
+
+def test_app_devices_to_azure_catches_up_three_failed_days_in_one_export(
+    example_dag: Any,
+    emulator: FollowAnalyticsEmulator,
+    azure_container: str,
+    azure_container_client: Any,
+    object_store_cache: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dag_id = "followanalytics_app_devices_to_azure"
+    conf = {"container": azure_container, "app_identifier": "FAAPPLI_az1"}
+    path = "/api/apps/FAAPPLI_az1/devices_export.csv"
+    fields = "device_id,current_user_id,last_seen_at"
+    prefix = "followanalytics/app-devices/FAAPPLI_az1"
+
+    # 1. A good day (data interval 9 to 10 March): no earlier success, the window is the interval.
+    first = _run(example_dag(dag_id), **conf)
+    # 2. Three failed days: the export API refuses (an outage); nothing is written.
+    emulator.add_fault("export", kind="status", status=400, count=3)
+    for day in (1, 2, 3):
+        failed = run_dag(example_dag(dag_id), logical_date=SUNDAY_MARCH_10 + dt.timedelta(days=day), run_conf=conf)
+        assert failed.task_states["start_export"] == "failed", failed.task_states
+    # 3. The next day: one export since the end of the last successful window, four days back.
+    caught_up = _run(example_dag(dag_id), SUNDAY_MARCH_10 + dt.timedelta(days=4), **conf)
+
+    exports = _exports(emulator)
+    assert exports[0] == (path, {"fields": fields, "updated_since": "2024-03-09T00:00:00+00:00", "skip_email": "true"})
+    assert exports[-1] == (
+        path,
+        {"fields": fields, "updated_since": "2024-03-10T00:00:00+00:00", "skip_email": "true"},
+    )
+    assert len(exports) == 5  # two that worked, three the outage refused (one each): no extra call
+    _assert_each_export_waited_and_downloaded(emulator, caplog, 2)  # the transfer deferred, no sensor
+    names = [f"{prefix}/2024-03-09.csv.gz", f"{prefix}/2024-03-13.csv.gz"]
+    assert first.xcoms["to_azure"] == f"abfs://{azure_container}/{names[0]}"
+    assert caught_up.xcoms["to_azure"] == f"abfs://{azure_container}/{names[1]}"
+    assert sorted(azure_container_client.list_blob_names()) == names
+    for name in names:
+        stored = azure_container_client.download_blob(name).readall()
+        assert _sha256(gzip.decompress(stored)) == expected_export_sha256(emulator.export_size, "csv")
+
+
 # ---------------------------------------------------------------------------------------- e-mail
 
 

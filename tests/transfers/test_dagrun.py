@@ -16,6 +16,9 @@ from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator, e
 from airflow_provider_followanalytics.operators.exports import FollowAnalyticsSegmentDevicesExportOperator
 from airflow_provider_followanalytics.sensors.export_ready import ExportReadySensor
 from airflow_provider_followanalytics.transfers.followanalytics_to_gcs import FollowAnalyticsToGCSOperator
+from airflow_provider_followanalytics.transfers.followanalytics_to_object_storage import (
+    FollowAnalyticsToObjectStorageOperator,
+)
 from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import FollowAnalyticsToS3Operator
 from tests.dagrun import run_dag
 from tests.transfers.conftest import MiB, sha256_of_chunks
@@ -109,3 +112,55 @@ def test_export_wait_and_transfer_to_s3_and_gcs(
     assert len(emulator.requests_for("callback")) >= 2 + 3
     # The static destination is the task's outlet: downstream DAGs can be scheduled on it.
     assert f"s3://{s3_bucket}/devices/latest.csv.gz" in _asset_event_uris(dag_id)
+
+
+@pytest.mark.parametrize("store", ["s3", "gcs", "file"])
+def test_a_two_task_dag_defers_until_the_export_is_ready(
+    emulator: FollowAnalyticsEmulator, request: pytest.FixtureRequest, tmp_path: Any, store: str
+) -> None:
+    """export >> transfer, no sensor: the transfer meets a 202, defers on ExportReadyTrigger, then streams."""
+    size = 3 * MiB
+    emulator.export_size = size
+    emulator.ready_after = 2  # the transfer's own first request, then one poll of the trigger
+    with _dag(f"fa_deferrable_to_{store}") as dag:
+        start = FollowAnalyticsSegmentDevicesExportOperator(
+            task_id="start_export", segment_id="FASEGMT_abcd12", fields=["current_user_id"]
+        )
+        common: dict[str, Any] = {"task_id": "transfer", "callback_url": start.output, "deferrable": True}
+        if store == "s3":
+            bucket = request.getfixturevalue("s3_bucket")
+            transfer = FollowAnalyticsToS3Operator(
+                s3_bucket=bucket, s3_key="devices/{{ ds }}.csv", poll_interval=0.05, **common
+            )
+            expected_url = f"s3://{bucket}/devices/2024-03-10.csv"
+        elif store == "gcs":
+            bucket = request.getfixturevalue("gcs_bucket")
+            transfer = FollowAnalyticsToGCSOperator(
+                bucket_name=bucket, object_name="devices/{{ ds }}.csv", poll_interval=0.05, **common
+            )
+            expected_url = f"gs://{bucket}/devices/2024-03-10.csv"
+        else:
+            transfer = FollowAnalyticsToObjectStorageOperator(
+                destination=f"file://{tmp_path}/lake/{{{{ ds }}}}/devices.csv", poll_interval=0.05, **common
+            )
+            expected_url = f"file://{tmp_path}/lake/2024-03-10/devices.csv"
+        start >> transfer
+
+    result = run_dag(dag, logical_date=LOGICAL_DATE)
+
+    assert result.state == "success", result.task_states
+    assert result.xcoms["transfer"] == expected_url
+    # 202 to the transfer (it deferred), 202 then 200 to the trigger, 200 to the resumed download.
+    assert len(emulator.requests_for("callback")) == 4
+    if store == "s3":
+        body = request.getfixturevalue("s3_client").get_object(Bucket=bucket, Key="devices/2024-03-10.csv")["Body"]
+        stored = sha256_of_chunks(body.iter_chunks(MiB))
+    elif store == "gcs":
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(project="test-project", credentials=AnonymousCredentials())
+        stored = sha256_of_chunks([client.bucket(bucket).blob("devices/2024-03-10.csv").download_as_bytes()])
+    else:
+        stored = sha256_of_chunks([(tmp_path / "lake" / "2024-03-10" / "devices.csv").read_bytes()])
+    assert stored == (expected_export_sha256(size, "csv"), size)

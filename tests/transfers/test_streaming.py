@@ -1,90 +1,77 @@
-"""The streaming building blocks on their own: blocks, gzip, the pipe, content types, import cost."""
+"""The export reader and the restart policy on their own (emulator over real sockets), content types, import cost."""
 
 from __future__ import annotations
 
 import gzip
-import itertools
 import os
 import subprocess
 import sys
-import threading
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
-from airflow_provider_followanalytics.emulator import expected_export_bytes
-from airflow_provider_followanalytics.transfers._streaming import (
-    BlockPipe,
-    DownloadAborted,
-    UploaderStopped,
-    content_type_for,
-    gzip_chunks,
-    iter_blocks,
+from airflow_provider_followanalytics.emulator import (
+    FollowAnalyticsEmulator,
+    expected_export_bytes,
+    expected_export_sha256,
 )
-from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import _part_sizes
+from airflow_provider_followanalytics.exceptions import FollowAnalyticsDownloadError
+from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+from airflow_provider_followanalytics.transfers._streaming import ExportReader, content_type_for, stream_export
+from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import part_size_for
+from tests.transfers.conftest import MiB, sha256_of_chunks
 
 
-@pytest.mark.parametrize(
-    ("chunk_sizes", "block", "expected"),
-    [
-        ([3, 3, 3], 4, [4, 4, 1]),
-        ([4, 4], 4, [4, 4]),
-        ([10], 3, [3, 3, 3, 1]),
-        ([1] * 5, 5, [5]),
-        ([], 4, [0]),
-        ([2], 4, [2]),
-    ],
-)
-def test_iter_blocks_regroups_without_losing_a_byte(chunk_sizes: list[int], block: int, expected: list[int]) -> None:
-    data = bytes(range(sum(chunk_sizes)))
-    chunks, offset = [], 0
-    for size in chunk_sizes:
-        chunks.append(data[offset : offset + size])
-        offset += size
-
-    blocks = list(iter_blocks(chunks, itertools.repeat(block)))
-
-    assert [len(b) for b in blocks] == expected
-    assert b"".join(blocks) == data
+def _read_all(url: str, size: int, gzip_level: int | None = None) -> bytes:
+    with FollowAnalyticsHook().open_export(url, 100_000) as export:
+        reader = ExportReader(export, gzip_level)
+        return b"".join(iter(lambda: reader.read(size), b""))
 
 
-def test_iter_blocks_yields_the_last_block_only_after_the_stream_ended() -> None:
-    ended = []
+@pytest.mark.parametrize("mode", ["content-length", "chunked"])
+@pytest.mark.parametrize("read_size", [1, 4096, 5 * MiB, 3 * MiB + 7])
+def test_reads_are_whole_until_the_end(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str], mode: str, read_size: int
+) -> None:
+    emulator.download_mode = mode
+    size = 2 * MiB + 12_345 if read_size > 1 else 50_000
+    url = start_export("csv", size)
+    sizes = []
+    with FollowAnalyticsHook().open_export(url, 100_000) as export:
+        reader = ExportReader(export)
+        assert (reader.readable(), reader.seekable()) == (True, False)
+        data = b""
+        while piece := reader.read(read_size):
+            sizes.append(len(piece))
+            data += piece
+        assert reader.read(read_size) == b""
+        assert reader.tell() == reader.bytes_out == reader.bytes_downloaded == size
 
-    def chunks():  # type: ignore[no-untyped-def]
-        yield b"abcd"
-        yield b"ef"
-        ended.append(True)
-
-    blocks = iter_blocks(chunks(), itertools.repeat(4))
-    assert next(blocks) == b"abcd"
-    assert ended == []
-    assert next(blocks) == b"ef"
-    assert ended == [True]
+    assert data == expected_export_bytes(size, "csv")
+    assert all(length == read_size for length in sizes[:-1])  # libraries take a short read for the end
+    assert sizes[-1] <= read_size
 
 
-def test_iter_blocks_follows_the_size_schedule() -> None:
-    blocks = list(iter_blocks([b"x" * 10], iter([2, 3, 100])))
-    assert [len(b) for b in blocks] == [2, 3, 5]
-
-
-def test_s3_part_sizes_double_every_2500_parts_and_cover_huge_exports() -> None:
-    sizes = list(itertools.islice(_part_sizes(8 << 20), 10_000))
-    assert sizes[0] == sizes[2499] == 8 << 20
-    assert sizes[2500] == 16 << 20
-    assert sizes[-1] == 64 << 20
-    assert sum(sizes) > 290 * (1 << 30)  # 10,000 parts hold almost 300 GiB
+def test_readinto_fills_a_buffer(emulator: FollowAnalyticsEmulator, start_export: Callable[..., str]) -> None:
+    url = start_export("xls", 300_000)
+    buffer = bytearray(64 * 1024)
+    out = bytearray()
+    with FollowAnalyticsHook().open_export(url, 100_000) as export:
+        reader = ExportReader(export)
+        while count := reader.readinto(buffer):
+            out += buffer[:count]
+    assert bytes(out) == expected_export_bytes(300_000, "xls")
 
 
 @pytest.mark.parametrize("level", [0, 1, 6, 9])
-def test_gzip_chunks_is_one_member_that_gunzips_to_the_input(level: int) -> None:
-    data = expected_export_bytes(3 << 20, "csv")
-    chunks = [data[i : i + 100_000] for i in range(0, len(data), 100_000)]
+def test_gzip_is_one_member_that_gunzips_to_the_export(start_export: Callable[..., str], level: int) -> None:
+    size = 3 * MiB
+    compressed = _read_all(start_export("csv", size), 1 << 20, gzip_level=level)
 
-    compressed = b"".join(gzip_chunks(chunks, level))
-
-    assert gzip.decompress(compressed) == data
+    assert gzip.decompress(compressed) == expected_export_bytes(size, "csv")
     assert compressed[:2] == b"\x1f\x8b"
     assert compressed[4:8] == b"\x00\x00\x00\x00"  # mtime 0: the same export gives the same bytes
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -93,8 +80,91 @@ def test_gzip_chunks_is_one_member_that_gunzips_to_the_input(level: int) -> None
     assert decompressor.unused_data == b""
 
 
-def test_gzip_of_an_empty_export_is_a_valid_empty_gzip() -> None:
-    assert gzip.decompress(b"".join(gzip_chunks([], 6))) == b""
+def test_gzip_of_an_empty_export_is_a_valid_empty_gzip(start_export: Callable[..., str]) -> None:
+    assert gzip.decompress(_read_all(start_export("csv", 0), 1000, gzip_level=6)) == b""
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "truncate", "after_bytes": 150_000},
+        {"kind": "reset", "after_bytes": 150_000},
+        {"kind": "chunked_cut", "after_bytes": 150_000},
+    ],
+    ids=["truncate", "reset", "chunked-cut"],
+)
+def test_a_broken_download_raises_and_keeps_raising(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str], fault: dict[str, Any]
+) -> None:
+    if fault["kind"] == "chunked_cut":
+        emulator.download_mode = "chunked"
+    url = start_export("csv", 400_000)
+    emulator.add_fault("download", count=1, **fault)
+    with FollowAnalyticsHook().open_export(url, 100_000) as export:
+        reader = ExportReader(export)
+        got = reader.read(100_000)
+        assert len(got) == 100_000
+        with pytest.raises(FollowAnalyticsDownloadError, match="broke off|truncated"):
+            reader.read(200_000)  # never a short read standing for the end
+        # A library that swallowed the error and reads again must not see a clean end of file.
+        with pytest.raises(FollowAnalyticsDownloadError, match="failed before"):
+            reader.read(10)
+
+
+def test_stream_export_restarts_from_zero_and_hands_a_fresh_reader(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str], task_log: pytest.LogCaptureFixture
+) -> None:
+    size = 500_000
+    url = start_export("csv", size)
+    emulator.add_fault("download", kind="truncate", after_bytes=200_000, count=2)
+    attempts: list[int] = []
+
+    def consume(reader: ExportReader) -> tuple[str, int]:
+        attempts.append(reader.bytes_out)
+        return sha256_of_chunks(iter(lambda: reader.read(64 * 1024), b""))
+
+    hook = FollowAnalyticsHook()
+    result = stream_export(hook, url, consume, attempts=3, log=hook.log)
+
+    assert result == (expected_export_sha256(size, "csv"), size)
+    assert attempts == [0, 0, 0]  # each attempt starts at byte zero
+    assert task_log.text.count("restarting the transfer from zero") == 2
+    assert len(emulator.requests_for("callback")) == 3
+
+
+def test_stream_export_gives_up_after_its_attempts(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str]
+) -> None:
+    url = start_export("csv", 500_000)
+    emulator.add_fault("download", kind="reset", after_bytes=1000, count=5)
+    hook = FollowAnalyticsHook()
+    with pytest.raises(FollowAnalyticsDownloadError, match=r"gave up after 2 download attempt\(s\)"):
+        stream_export(hook, url, lambda reader: reader.read(-1), attempts=2, log=hook.log)
+    assert len(emulator.requests_for("callback")) == 2
+
+
+def test_other_errors_of_the_consumer_are_not_retried(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str]
+) -> None:
+    url = start_export("csv", 1000)
+    hook = FollowAnalyticsHook()
+
+    def consume(reader: ExportReader) -> None:
+        raise OSError("the store refused the write")
+
+    with pytest.raises(OSError, match="refused"):
+        stream_export(hook, url, consume, attempts=3, log=hook.log)
+    assert len(emulator.requests_for("callback")) == 1
+
+
+def test_s3_part_size_grows_only_for_exports_that_need_more_than_10000_parts() -> None:
+    assert part_size_for(8 * MiB, None) == 8 * MiB
+    assert part_size_for(8 * MiB, 10 * (1 << 30)) == 8 * MiB
+    big = 200 * (1 << 30)
+    grown = part_size_for(8 * MiB, big)
+    assert grown % MiB == 0
+    assert grown * 10_000 >= big * 1.01  # room for gzip's worst case
+    assert part_size_for(8 * MiB, 100 * (1 << 40)) == 5 * 1024 * MiB  # capped at S3's largest part
 
 
 @pytest.mark.parametrize(
@@ -114,85 +184,20 @@ def test_content_type(server: str, name: str, gz: bool, expected: str) -> None:
     assert content_type_for(server, name, gz) == expected
 
 
-def _reader(pipe: BlockPipe, size: int, out: list[bytes | BaseException]) -> threading.Thread:
-    def read() -> None:
-        try:
-            while True:
-                data = pipe.read(size)
-                out.append(data)
-                if len(data) < size:
-                    return
-        except BaseException as exc:
-            out.append(exc)
-        finally:
-            pipe.close_reader()
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    return thread
-
-
-@pytest.mark.parametrize("read_size", [4, 3, 8])
-def test_pipe_delivers_every_byte_then_a_short_read(read_size: int) -> None:
-    pipe = BlockPipe()
-    out: list[bytes | BaseException] = []
-    reader = _reader(pipe, read_size, out)
-    for block in iter_blocks([b"0123456789"], itertools.repeat(4)):
-        pipe.put(block)
-    pipe.finish()
-    reader.join(5)
-
-    assert all(isinstance(item, bytes) for item in out)
-    assert b"".join(out) == b"0123456789"  # type: ignore[arg-type]
-    assert all(len(item) == read_size for item in out[:-1])  # type: ignore[arg-type]
-    assert len(out[-1]) < read_size  # type: ignore[arg-type]
-    assert pipe.tell() == 10
-
-
-def test_pipe_put_waits_for_the_reader() -> None:
-    pipe = BlockPipe()
-    done = threading.Event()
-
-    def put() -> None:
-        pipe.put(bytearray(b"abcd"))
-        done.set()
-
-    writer = threading.Thread(target=put, daemon=True)
-    writer.start()
-    assert not done.wait(0.2)  # nobody read the block: the download must not run ahead
-    assert pipe.read(4) == b"abcd"
-    assert done.wait(5)
-
-
-def test_a_failed_writer_makes_the_reader_raise_instead_of_ending_the_stream() -> None:
-    pipe = BlockPipe()
-    out: list[bytes | BaseException] = []
-    reader = _reader(pipe, 4, out)
-    pipe.put(bytearray(b"abcd"))
-    pipe.fail("FollowAnalyticsDownloadError: truncated")
-    reader.join(5)
-
-    assert out[0] == b"abcd"
-    assert isinstance(out[-1], DownloadAborted)
-    assert "truncated" in str(out[-1])
-    assert not any(isinstance(item, bytes) and len(item) < 4 for item in out)  # no short read = no EOF
-
-
-def test_a_stopped_reader_makes_the_writer_raise() -> None:
-    pipe = BlockPipe()
-    pipe.close_reader()
-    with pytest.raises(UploaderStopped):
-        pipe.put(bytearray(b"abcd"))
-
-
 def test_importing_the_transfers_loads_no_cloud_or_http_library() -> None:
     # What a DAG file pays at parse time, measured in a fresh interpreter after Airflow itself.
-    base = "airflow.sdk" if AIRFLOW_V_3 else "airflow"
+    # (Airflow 2's models and base classes, which the DAG processor has loaded, bring fsspec themselves.)
+    base = (
+        "airflow.sdk"
+        if AIRFLOW_V_3
+        else "airflow.models.dagbag, airflow.models.baseoperator, airflow.sensors.base, airflow.decorators"
+    )
     code = (
         f"import sys, {base}\n"
         "before = set(sys.modules)\n"
         "import airflow_provider_followanalytics.transfers.followanalytics_to_s3\n"
         "import airflow_provider_followanalytics.transfers.followanalytics_to_gcs\n"
+        "import airflow_provider_followanalytics.transfers.followanalytics_to_object_storage\n"
         "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
@@ -201,5 +206,22 @@ def test_importing_the_transfers_loads_no_cloud_or_http_library() -> None:
     ).stdout.split()
 
     assert "airflow_provider_followanalytics.transfers.followanalytics_to_s3" in loaded
-    heavy = ("boto3", "botocore", "google", "aiohttp", "requests", "urllib3", "airflow.providers.amazon")
+    heavy = (
+        "boto3",
+        "botocore",
+        "google",
+        "aiohttp",
+        "requests",
+        "urllib3",
+        "azure",
+        "fsspec",
+        "upath",
+        "s3fs",
+        "gcsfs",
+        "adlfs",
+        "airflow.providers.amazon",
+        "airflow.providers.google",
+        "airflow.providers.microsoft",
+        "airflow.providers.openlineage",
+    )
     assert [name for name in loaded if name.split(".")[0] in heavy or name.startswith(heavy)] == []

@@ -1,0 +1,256 @@
+"""What every transfer shares: arguments, destination check, deferral, restart policy, logs (internal).
+
+A transfer subclass only names its destination (:meth:`FollowAnalyticsTransferOperator.prepare`)
+and hands the export reader to its store's upload library (:meth:`~FollowAnalyticsTransferOperator.upload`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_followanalytics._compat import BaseOperator, conf, lineage_uri_object
+from airflow_provider_followanalytics._events import STATUS_ERROR, STATUS_READY, check_event, error_for_event
+from airflow_provider_followanalytics._rendering import MasksCallbackUrl
+from airflow_provider_followanalytics._urls import redact_url
+from airflow_provider_followanalytics.exceptions import (
+    FollowAnalyticsConfigError,
+    FollowAnalyticsError,
+    FollowAnalyticsExportNotReadyError,
+)
+from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+from airflow_provider_followanalytics.transfers._streaming import (
+    check_download_attempts,
+    check_gzip_level,
+    describe_rate,
+    stream_export,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context  # type hints only (Airflow 2 has the same mapping type)
+
+    from airflow_provider_followanalytics.transfers._streaming import ExportReader
+
+#: How long a deferred transfer waits for its export (as ExportReadySensor's default timeout).
+DEFAULT_WAIT_TIMEOUT = 24 * 60 * 60.0
+_DEFER_TIMEOUT_GRACE = 60.0
+PACKAGE = "airflow-provider-followanalytics"
+
+
+def require_provider(operator: str, module: str, requirement: str) -> None:
+    """Fail at DAG parse time when ``module`` (a provider or fsspec package) is not installed.
+
+    ``find_spec`` finds the package without importing it (no cloud SDK at parse time).
+    """
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        found = False
+    if not found:
+        raise FollowAnalyticsConfigError(
+            f"{operator} needs {module}, which is not installed: pip install '{requirement}'"
+        )
+
+
+def import_from_provider(operator: str, module: str, name: str, extra: str) -> Any:
+    """Import ``module.name`` when the task runs, with the install command if it is missing."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise FollowAnalyticsError(f"{operator} needs {module}: pip install '{PACKAGE}[{extra}]'") from exc
+
+
+def static_value(value: object) -> str | None:
+    """``value`` when it is a string known at DAG parse time (no Jinja), else None."""
+    if not isinstance(value, str) or "{{" in value or "{%" in value:
+        return None
+    return value
+
+
+class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
+    """Base of the transfers: stream a ready export into one object, or defer until it is ready.
+
+    Subclasses implement :meth:`prepare` (check the destination before any download; return
+    its URL) and :meth:`upload` (send the reader's bytes; raise, leaving nothing behind, if
+    anything fails).
+
+    :param callback_url: the export's callback URL (templated; usually ``ready.output`` or
+        the export operator's ``output``).
+    :param followanalytics_conn_id: the FollowAnalytics connection (templated).
+    :param gzip: compress on the fly into one gzip member (Content-Type ``application/gzip``).
+    :param gzip_level: zlib compression level, 0-9 (default 6).
+    :param download_attempts: how many times to download the export before giving up
+        (default: the FollowAnalytics connection's ``max_retries`` + 1).
+    :param deferrable: when the export is not ready yet (HTTP 202), wait for it in the
+        triggerer (``ExportReadyTrigger``) and stream once it is, instead of failing. Default:
+        the Airflow setting ``[operators] default_deferrable``.
+    :param poll_interval: seconds between two checks while deferred (default 60).
+    :param wait_timeout: seconds a deferred transfer waits for its export (default 24 hours).
+    :param outlet_uri: the destination's URI when known at parse time: declared as an outlet.
+    """
+
+    template_fields: Sequence[str] = ("callback_url", "followanalytics_conn_id")
+    #: (module that must be importable, what to pip install) checked when the DAG is parsed.
+    required_packages: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: (module, class, pip extra) of the provider hook the store is reached through, if any.
+    store_hook_path: ClassVar[tuple[str, str, str] | None] = None
+
+    def __init__(
+        self,
+        *,
+        callback_url: str,
+        followanalytics_conn_id: str = FollowAnalyticsHook.default_conn_name,
+        gzip: bool = False,
+        gzip_level: int = 6,
+        download_attempts: int | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 60.0,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        outlet_uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for module, extra in self.required_packages:
+            require_provider(type(self).__name__, module, extra)
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
+            raise FollowAnalyticsConfigError(f"poll_interval={poll_interval!r} must be a number of seconds > 0.")
+        if "outlets" not in kwargs and outlet_uri is not None:
+            kwargs["outlets"] = [lineage_uri_object(outlet_uri)]
+        super().__init__(**kwargs)
+        self.callback_url = callback_url
+        self.followanalytics_conn_id = followanalytics_conn_id
+        self.gzip = gzip
+        self.gzip_level = check_gzip_level(gzip_level)
+        self.download_attempts = check_download_attempts(download_attempts)
+        self.deferrable = deferrable
+        self.poll_interval = float(poll_interval)
+        self.wait_timeout = float(wait_timeout)
+        #: What was written, for lineage: the destination URL, or the ObjectStoragePath (its Azure account).
+        self.written_to: Any = None
+
+    # ------------------------------------------------------------------ what subclasses implement
+    def prepare(self) -> str:
+        """Check the destination before anything is downloaded; return its URL (for logs, XCom, lineage)."""
+        raise NotImplementedError
+
+    def upload(self, reader: ExportReader) -> str:
+        """Send every byte of ``reader`` to the destination; return a note for the log (e.g. ``"3 parts"``).
+
+        Raise on any failure, leaving nothing at the destination: the caller may start again.
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
+    @cached_property
+    def hook(self) -> FollowAnalyticsHook:
+        """The FollowAnalytics hook (one login for the whole task)."""
+        return FollowAnalyticsHook(self.followanalytics_conn_id)
+
+    @cached_property
+    def store_hook_class(self) -> Any:
+        """The provider hook class of :attr:`store_hook_path`, imported when the task runs."""
+        if self.store_hook_path is None:
+            raise FollowAnalyticsConfigError(f"{type(self).__name__} reaches its store without a provider hook")
+        module, name, extra = self.store_hook_path
+        return import_from_provider(type(self).__name__, module, name, extra)
+
+    def execute(self, context: Context) -> str:
+        """Stream the ready export into the destination; defer first if it is not ready and ``deferrable``."""
+        try:
+            return self._transfer()
+        except FollowAnalyticsExportNotReadyError:
+            if not self.deferrable:
+                raise
+        from airflow_provider_followanalytics.triggers.export_ready import ExportReadyTrigger
+
+        url = self.hook.check_callback_url(self.callback_url)
+        self.log.info(
+            "Export at %s not ready; deferring to the triggerer (poll every %ss, timeout %ss)",
+            redact_url(url),
+            self.poll_interval,
+            self.wait_timeout,
+        )
+        self.defer(
+            trigger=ExportReadyTrigger(
+                callback_url=url,
+                followanalytics_conn_id=self.followanalytics_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=time.time() + self.wait_timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.wait_timeout + max(_DEFER_TIMEOUT_GRACE, 2 * self.poll_interval)),
+        )
+        raise AssertionError("unreachable: defer() raises")  # pragma: no cover
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after ExportReadyTrigger fired: stream the export, or fail with the event's message.
+
+        :param event: the trigger's payload (``status`` ``ready``, ``error`` or ``timeout``).
+        """
+        event = check_event(event, type(self).__name__)
+        message = redact_url(str(event.get("message") or "no message"))
+        if event["status"] == STATUS_READY:
+            return self._transfer()
+        if event["status"] == STATUS_ERROR:
+            raise error_for_event(event, f"Waiting for the FollowAnalytics export failed: {message}")
+        raise FollowAnalyticsError(
+            f"{type(self).__name__} waited {self.wait_timeout:.0f}s for the export, which is still not ready: "
+            f"{message}. Clear the export task to start a new one."
+        )
+
+    def _transfer(self) -> str:
+        if self.store_hook_path is not None:
+            self.store_hook_class  # noqa: B018 - a missing provider says what to install, before anything else
+        callback_url = self.hook.check_callback_url(self.callback_url)  # before any request; masks the token
+        uri = self.prepare()
+        attempts = self.download_attempts or self.hook.settings.max_retries + 1
+        if self.gzip and not uri.endswith(".gz"):
+            self.log.warning("gzip=True but %s does not end with '.gz'; most readers detect gzip by that suffix.", uri)
+        self.log.info(
+            "Streaming FollowAnalytics export %s to %s%s",
+            redact_url(callback_url),
+            uri,
+            f" (gzip level {self.gzip_level})" if self.gzip else "",
+        )
+        started = time.monotonic()
+        reader: ExportReader | None = None
+
+        def consume(export_reader: ExportReader) -> str:
+            nonlocal reader
+            reader = export_reader
+            return self.upload(export_reader)
+
+        note = stream_export(
+            self.hook,
+            callback_url,
+            consume,
+            attempts=attempts,
+            log=self.log,
+            gzip_level=self.gzip_level if self.gzip else None,
+        )
+        assert reader is not None
+        self.log.info(
+            "Uploaded %d bytes to %s (%d bytes downloaded, %s); transfer rate: %s",
+            reader.bytes_out,
+            uri,
+            reader.bytes_downloaded,
+            note,
+            describe_rate(reader.bytes_downloaded, time.monotonic() - started),
+        )
+        if self.written_to is None:
+            self.written_to = uri
+        return uri
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the export in (API host and path, never its token), the object out.
+
+        Called by the openlineage provider after a successful run; None when it is not installed.
+        """
+        from airflow_provider_followanalytics.transfers._lineage import lineage_of
+
+        return lineage_of(self.callback_url, self.written_to)

@@ -1,0 +1,1 @@
+"""OpenLineage test harness: run a DAG with ``dag.test()`` in a child interpreter and read its events."""

@@ -1,0 +1,51 @@
+"""OpenLineage events of a real DAG run: each transfer reports the export in and the object out.
+
+The openlineage provider (file transport) captures the events of a ``dag.test()`` run in a child
+process (``openlineage_run``); the export is ready after a few polls, so the transfers defer first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
+
+
+def test_transfers_report_the_export_and_the_object(
+    emulator: FollowAnalyticsEmulator,
+    fa_conn: dict[str, Any],
+    s3_bucket: str,
+    azure_container: str,
+    openlineage_run: Any,
+    monkeypatch: Any,
+    tmp_path: Path,
+) -> None:
+    emulator.ready_after = 2
+    monkeypatch.setenv("FA_LINEAGE_S3_BUCKET", s3_bucket)
+    monkeypatch.setenv("FA_LINEAGE_AZURE_CONTAINER", azure_container)
+    monkeypatch.setenv("FA_LINEAGE_LOCAL_DIR", str(tmp_path))
+
+    run = openlineage_run("tests.transfers.lineage_dag", "dag")
+
+    assert run.result.state == "success", run.result.task_states
+    expected_input = {"namespace": emulator.url, "name": "/api/exports/download_url"}
+    outputs = {
+        "to_s3": {"namespace": f"s3://{s3_bucket}", "name": "devices.csv"},
+        "to_azure": {
+            "namespace": f"abfss://{azure_container}@devstoreaccount1.dfs.core.windows.net",
+            "name": "fa/devices.csv",
+        },
+        "to_file": {"namespace": "file", "name": f"{tmp_path}/devices.csv"},
+    }
+    for task_id, expected_output in outputs.items():
+        completes = run.task_events(task_id, "COMPLETE")
+        assert len(completes) == 1, (task_id, [e.get("eventType") for e in run.task_events(task_id)])
+        event = completes[0]
+        assert [{k: d[k] for k in ("namespace", "name")} for d in event["inputs"]] == [expected_input], task_id
+        assert [{k: d[k] for k in ("namespace", "name")} for d in event["outputs"]] == [expected_output], task_id
+    tokens = [request.query.get("export_token") for request in emulator.requests_for("callback")]
+    assert tokens
+    assert tokens[0]
+    assert tokens[0] not in run.events_file.read_text()  # never the export token, anywhere in any event
+    assert (tmp_path / "devices.csv").stat().st_size == emulator.export_size
