@@ -268,7 +268,9 @@ def test_an_export_that_never_gets_ready_times_out_without_retries(
     _assert_failed_at(result, "wait")  # failed, not up_for_retry: waiting again cannot help
     assert "timed out" in task_failure_text(task_log)
     polls = len(emulator.requests_for("callback"))
-    assert 3 <= polls <= 0.6 / 0.1 + 3, polls  # about timeout / interval: no second try of the sensor
+    # At most about timeout / interval: no second try of the sensor. (How many fit in 0.6 s depends on
+    # the machine's load: a busy one logs in slowly and polls once.)
+    assert 1 <= polls <= 0.6 / 0.1 + 3, polls
     assert_nothing_written(s3_client, s3_bucket)
 
 
