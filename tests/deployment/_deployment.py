@@ -363,6 +363,24 @@ class Deployment:
         )
         return str(state)
 
+    def wait_for_executor_event(self, run_id: str, task_id: str, timeout: float) -> None:
+        """Wait until the scheduler has heard from the executor that the task's process ended.
+
+        A trigger that fires before the scheduler processed the deferring process's exit makes
+        Airflow 3.3 see "finished with state success, but the task instance's state attribute is
+        queued" and retry the task: an Airflow race, not something a provider can prevent.
+        """
+
+        def heard() -> bool:
+            return any(
+                "Received executor event" in line and f"task_id='{task_id}'" in line and f"run_id='{run_id}'" in line
+                for p in self.processes.started
+                if p.name == "scheduler"
+                for line in p.text().splitlines()
+            )
+
+        wait_until(heard, timeout, f"the scheduler to hear that {task_id} of {run_id} deferred")
+
     def _scheduler_finished(self, run_id: str) -> bool:
         outputs = [p for p in self.processes.started if p.name == "scheduler"]
         return any(

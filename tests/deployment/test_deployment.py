@@ -56,6 +56,7 @@ def _wait_deferred(deployment: Deployment, stand_ins: StandIns, run_id: str) -> 
     # task is deferred (watched on the emulator, which is cheap, then confirmed by Airflow once).
     wait_until(lambda: _callback_polls(stand_ins) >= 3, 180, "the triggerer to poll the callback URL")
     deployment.wait_for_task_state(run_id, "wait_for_export", "deferred", 60)
+    deployment.wait_for_executor_event(run_id, "wait_for_export", 60)
     polls = _callback_polls(stand_ins)
     wait_until(lambda: _callback_polls(stand_ins) > polls, 60, "another poll while deferred")
 
