@@ -1,8 +1,4 @@
-"""What every transfer shares: arguments, destination check, deferral, restart policy, logs (internal).
-
-A transfer subclass only names its destination (:meth:`FollowAnalyticsTransferOperator.prepare`)
-and hands the export reader to its store's upload library (:meth:`~FollowAnalyticsTransferOperator.upload`).
-"""
+"""What every transfer shares: arguments, checks, deferral, the restart policy, logs and lineage (internal)."""
 
 from __future__ import annotations
 
@@ -23,12 +19,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsExportNotReadyError,
 )
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
-from airflow_provider_followanalytics.transfers._streaming import (
-    check_download_attempts,
-    check_gzip_level,
-    describe_rate,
-    stream_export,
-)
+from airflow_provider_followanalytics.transfers._streaming import check_int, stream_export
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,15 +30,11 @@ if TYPE_CHECKING:
 
 #: How long a deferred transfer waits for its export (as ExportReadySensor's default timeout).
 DEFAULT_WAIT_TIMEOUT = 24 * 60 * 60.0
-_DEFER_TIMEOUT_GRACE = 60.0
 PACKAGE = "airflow-provider-followanalytics"
 
 
 def require_provider(operator: str, module: str, requirement: str) -> None:
-    """Fail at DAG parse time when ``module`` (a provider or fsspec package) is not installed.
-
-    ``find_spec`` finds the package without importing it (no cloud SDK at parse time).
-    """
+    """Fail at DAG parse time when ``module`` is not installed (``find_spec`` imports no cloud SDK)."""
     try:
         found = importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # a parent package is missing
@@ -58,45 +45,40 @@ def require_provider(operator: str, module: str, requirement: str) -> None:
         )
 
 
-def import_from_provider(operator: str, module: str, name: str, extra: str) -> Any:
-    """Import ``module.name`` when the task runs, with the install command if it is missing."""
+def static_uri(scheme: str, parse: Any, *values: object) -> str | None:
+    """``scheme://bucket/key`` when ``parse(*values)`` names it at DAG parse time (no Jinja, valid), else None."""
+    if any(value is not None and static_value(value) is None for value in values):
+        return None
     try:
-        return getattr(importlib.import_module(module), name)
-    except ImportError as exc:
-        raise FollowAnalyticsError(f"{operator} needs {module}: pip install '{PACKAGE}[{extra}]'") from exc
+        return f"{scheme}://" + "/".join(parse(*values))
+    except FollowAnalyticsConfigError:
+        return None
 
 
 def static_value(value: object) -> str | None:
     """``value`` when it is a string known at DAG parse time (no Jinja), else None."""
-    if not isinstance(value, str) or "{{" in value or "{%" in value:
-        return None
-    return value
+    return value if isinstance(value, str) and "{{" not in value and "{%" not in value else None
 
 
 class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
     """Base of the transfers: stream a ready export into one object, or defer until it is ready.
 
-    Subclasses implement :meth:`prepare` (check the destination before any download; return
-    its URL) and :meth:`upload` (send the reader's bytes; raise, leaving nothing behind, if
-    anything fails).
-
-    :param callback_url: the export's callback URL (templated; usually ``ready.output`` or
-        the export operator's ``output``).
+    :param callback_url: the export's callback URL (templated; the export operator's or
+        ``ExportReadySensor``'s ``output``).
     :param followanalytics_conn_id: the FollowAnalytics connection (templated).
     :param gzip: compress on the fly into one gzip member (Content-Type ``application/gzip``).
     :param gzip_level: zlib compression level, 0-9 (default 6).
-    :param download_attempts: how many times to download the export before giving up
-        (default: the FollowAnalytics connection's ``max_retries`` + 1).
-    :param deferrable: when the export is not ready yet (HTTP 202), wait for it in the
-        triggerer (``ExportReadyTrigger``) and stream once it is, instead of failing. Default:
-        the Airflow setting ``[operators] default_deferrable``.
+    :param download_attempts: downloads before giving up (default: the connection's ``max_retries`` + 1).
+    :param deferrable: when the export is not ready yet (HTTP 202), wait in the triggerer
+        (``ExportReadyTrigger``) and stream once it is, instead of failing. Default: the Airflow
+        setting ``[operators] default_deferrable``.
     :param poll_interval: seconds between two checks while deferred (default 60).
     :param wait_timeout: seconds a deferred transfer waits for its export (default 24 hours).
     :param outlet_uri: the destination's URI when known at parse time: declared as an outlet.
     """
 
     template_fields: Sequence[str] = ("callback_url", "followanalytics_conn_id")
-    #: (module that must be importable, what to pip install) checked when the DAG is parsed.
+    #: (module that must be importable, what to pip install), checked when the DAG is parsed.
     required_packages: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: (module, class, pip extra) of the provider hook the store is reached through, if any.
     store_hook_path: ClassVar[tuple[str, str, str] | None] = None
@@ -115,8 +97,8 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         outlet_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
-        for module, extra in self.required_packages:
-            require_provider(type(self).__name__, module, extra)
+        for module, requirement in self.required_packages:
+            require_provider(type(self).__name__, module, requirement)
         if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
             raise FollowAnalyticsConfigError(f"poll_interval={poll_interval!r} must be a number of seconds > 0.")
         if "outlets" not in kwargs and outlet_uri is not None:
@@ -125,27 +107,32 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         self.callback_url = callback_url
         self.followanalytics_conn_id = followanalytics_conn_id
         self.gzip = gzip
-        self.gzip_level = check_gzip_level(gzip_level)
-        self.download_attempts = check_download_attempts(download_attempts)
+        self.gzip_level = check_int("gzip_level", gzip_level, 0, 9, "an integer from 0 to 9")
+        if download_attempts is not None:
+            check_int("download_attempts", download_attempts, 1, 1 << 20, "a positive integer (or None)")
+        self.download_attempts = download_attempts
         self.deferrable = deferrable
         self.poll_interval = float(poll_interval)
         self.wait_timeout = float(wait_timeout)
         #: What was written, for lineage: the destination URL, or the ObjectStoragePath (its Azure account).
         self.written_to: Any = None
 
-    # ------------------------------------------------------------------ what subclasses implement
     def prepare(self) -> str:
         """Check the destination before anything is downloaded; return its URL (for logs, XCom, lineage)."""
         raise NotImplementedError
 
     def upload(self, reader: ExportReader) -> str:
-        """Send every byte of ``reader`` to the destination; return a note for the log (e.g. ``"3 parts"``).
-
-        Raise on any failure, leaving nothing at the destination: the caller may start again.
-        """
+        """Send every byte of ``reader``; return a note for the log. Raise on failure, leaving nothing behind."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ shared
+    def check_stored_size(self, uri: str, stored: int | None, sent: int, delete: Any) -> None:
+        """Fail (after ``delete()``) if the store holds another size than what was sent."""
+        if stored is not None and stored != sent:
+            delete()
+            raise FollowAnalyticsError(
+                f"{uri} holds {stored} bytes after the upload but {sent} were sent; it was deleted."
+            )
+
     @cached_property
     def hook(self) -> FollowAnalyticsHook:
         """The FollowAnalytics hook (one login for the whole task)."""
@@ -154,10 +141,13 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
     @cached_property
     def store_hook_class(self) -> Any:
         """The provider hook class of :attr:`store_hook_path`, imported when the task runs."""
-        if self.store_hook_path is None:
-            raise FollowAnalyticsConfigError(f"{type(self).__name__} reaches its store without a provider hook")
-        module, name, extra = self.store_hook_path
-        return import_from_provider(type(self).__name__, module, name, extra)
+        module, name, extra = self.store_hook_path or ("", "", "")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except ImportError as exc:
+            raise FollowAnalyticsError(
+                f"{type(self).__name__} needs {module}: pip install '{PACKAGE}[{extra}]'"
+            ) from exc
 
     def execute(self, context: Context) -> str:
         """Stream the ready export into the destination; defer first if it is not ready and ``deferrable``."""
@@ -169,23 +159,16 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         from airflow_provider_followanalytics.triggers.export_ready import ExportReadyTrigger
 
         url = self.hook.check_callback_url(self.callback_url)
-        self.log.info(
-            "Export at %s not ready; deferring to the triggerer (poll every %ss, timeout %ss)",
-            redact_url(url),
-            self.poll_interval,
-            self.wait_timeout,
+        self.log.info("Export at %s not ready; deferring (poll every %ss)", redact_url(url), self.poll_interval)
+        trigger = ExportReadyTrigger(
+            callback_url=url,
+            followanalytics_conn_id=self.followanalytics_conn_id,
+            poll_interval=self.poll_interval,
+            deadline=time.time() + self.wait_timeout,
         )
-        self.defer(
-            trigger=ExportReadyTrigger(
-                callback_url=url,
-                followanalytics_conn_id=self.followanalytics_conn_id,
-                poll_interval=self.poll_interval,
-                deadline=time.time() + self.wait_timeout,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.wait_timeout + max(_DEFER_TIMEOUT_GRACE, 2 * self.poll_interval)),
-        )
-        raise AssertionError("unreachable: defer() raises")  # pragma: no cover
+        # Airflow's own timeout is a safety net: the trigger's deadline fires first, with a clearer message.
+        timeout = timedelta(seconds=self.wait_timeout + max(60.0, 2 * self.poll_interval))
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after ExportReadyTrigger fired: stream the export, or fail with the event's message.
@@ -208,49 +191,34 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
             self.store_hook_class  # noqa: B018 - a missing provider says what to install, before anything else
         callback_url = self.hook.check_callback_url(self.callback_url)  # before any request; masks the token
         uri = self.prepare()
-        attempts = self.download_attempts or self.hook.settings.max_retries + 1
         if self.gzip and not uri.endswith(".gz"):
             self.log.warning("gzip=True but %s does not end with '.gz'; most readers detect gzip by that suffix.", uri)
-        self.log.info(
-            "Streaming FollowAnalytics export %s to %s%s",
-            redact_url(callback_url),
-            uri,
-            f" (gzip level {self.gzip_level})" if self.gzip else "",
-        )
+        self.log.info("Streaming FollowAnalytics export %s to %s", redact_url(callback_url), uri)
         started = time.monotonic()
-        reader: ExportReader | None = None
-
-        def consume(export_reader: ExportReader) -> str:
-            nonlocal reader
-            reader = export_reader
-            return self.upload(export_reader)
-
-        note = stream_export(
+        reader, note = stream_export(
             self.hook,
             callback_url,
-            consume,
-            attempts=attempts,
+            lambda export_reader: (export_reader, self.upload(export_reader)),
+            attempts=self.download_attempts or self.hook.settings.max_retries + 1,
             log=self.log,
             gzip_level=self.gzip_level if self.gzip else None,
         )
-        assert reader is not None
+        seconds = time.monotonic() - started
         self.log.info(
-            "Uploaded %d bytes to %s (%d bytes downloaded, %s); transfer rate: %s",
+            "Uploaded %d bytes to %s (%d bytes downloaded, %s) in %.1fs (%.1f MiB/s)",
             reader.bytes_out,
             uri,
             reader.bytes_downloaded,
             note,
-            describe_rate(reader.bytes_downloaded, time.monotonic() - started),
+            seconds,
+            reader.bytes_downloaded / (1 << 20) / max(seconds, 1e-6),
         )
         if self.written_to is None:
             self.written_to = uri
         return uri
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the export in (API host and path, never its token), the object out.
-
-        Called by the openlineage provider after a successful run; None when it is not installed.
-        """
+        """OpenLineage: the export in (API host and path, no token), the object out; None without the provider."""
         from airflow_provider_followanalytics.transfers._lineage import lineage_of
 
         return lineage_of(self.callback_url, self.written_to)

@@ -1,21 +1,7 @@
-"""The one reader of a ready export, and the restart-from-zero policy, shared by every transfer (internal).
+"""The one reader of a ready export and the one restart-from-zero policy, shared by every transfer (internal).
 
-How the bytes of an export flow, whatever its size::
-
-    callback URL --1 MiB reads--> [gzip on the fly] --> ExportReader.read(n) --> the store's own upload library
-                                                                                   (boto3, google-cloud-storage, fsspec)
-
-:class:`ExportReader` is a non-seekable binary file: upload libraries pull parts from it with
-``read(n)``, so memory stays at about one download chunk plus what the library buffers (one
-part or chunk per upload in flight), and TCP flow control slows the server when the upload
-is slower. It never returns a short read but at the true end of the export: a body that ends
-before its ``Content-Length`` or a broken connection raises
-:class:`FollowAnalyticsDownloadError` from ``read``, so no library ever takes a cut export for
-a (short) whole one.
-
-:func:`stream_export` owns the restart policy: a download that breaks off is opened again and
-the whole upload starts again from byte zero; the consumer discards what it wrote (the upload
-libraries abort their multipart upload or resumable session when ``read`` raises).
+Upload libraries pull parts from :class:`ExportReader` with ``read(n)``, so memory stays at about one
+download chunk plus the library's buffers; :func:`stream_export` restarts a broken download from zero.
 """
 
 from __future__ import annotations
@@ -36,61 +22,38 @@ if TYPE_CHECKING:
     from airflow_provider_followanalytics.hooks.followanalytics import ExportStream, FollowAnalyticsHook
 
 MiB = 1 << 20
-CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
-XLS_CONTENT_TYPE = "application/vnd.ms-excel"
-GZIP_CONTENT_TYPE = "application/gzip"
-_TYPES_BY_SUFFIX = {".csv": CSV_CONTENT_TYPE, ".xls": XLS_CONTENT_TYPE}
-_TYPES_BY_MEDIA = {"text/csv": CSV_CONTENT_TYPE, "application/vnd.ms-excel": XLS_CONTENT_TYPE}
+_TYPES_BY_SUFFIX = {".csv": "text/csv; charset=utf-8", ".xls": "application/vnd.ms-excel"}
+_TYPES_BY_MEDIA = {"text/csv": "text/csv; charset=utf-8", "application/vnd.ms-excel": "application/vnd.ms-excel"}
 
 T = TypeVar("T")
 
 
-def check_gzip_level(level: object) -> int:
-    """Return ``level`` if it is a zlib compression level (0-9), else raise a clear error."""
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
-        raise FollowAnalyticsConfigError(f"gzip_level={level!r} is invalid; expected an integer from 0 to 9.")
-    return level
-
-
-def check_download_attempts(attempts: object) -> int | None:
-    """Return ``attempts`` if it is None or a positive integer, else raise a clear error."""
-    if attempts is None:
-        return None
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise FollowAnalyticsConfigError(
-            f"download_attempts={attempts!r} is invalid; expected a positive integer "
-            "(or None for the connection's max_retries + 1)."
-        )
-    return attempts
+def check_int(name: str, value: object, low: int, high: int, expected: str, multiple: int = 1) -> int:
+    """Return ``value`` if it is an integer from ``low`` to ``high`` (a multiple of ``multiple``), else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high or value % multiple:
+        raise FollowAnalyticsConfigError(f"{name}={value!r} is invalid; expected {expected}.")
+    return value
 
 
 def content_type_for(server_content_type: str, object_name: str, gzip: bool) -> str:
-    """Choose the Content-Type of the uploaded object.
-
-    A gzipped object is ``application/gzip`` (no ``Content-Encoding``: readers get the
-    ``.gz`` bytes as stored, like any other compressed file in a data lake). Otherwise the
-    export's own type is normalised (CSV exports are UTF-8), or guessed from the object
-    name's ``.csv`` / ``.xls`` suffix when the server sent nothing useful.
-    """
+    """The object's Content-Type: ``application/gzip`` (no Content-Encoding) when gzipped, else the export's
+    own type normalised (CSV is UTF-8), else a guess from the ``.csv`` / ``.xls`` suffix."""
     if gzip:
-        return GZIP_CONTENT_TYPE
+        return "application/gzip"
     media = server_content_type.split(";", 1)[0].strip().lower()
     if media in _TYPES_BY_MEDIA:
         return _TYPES_BY_MEDIA[media]
     by_suffix = _TYPES_BY_SUFFIX.get(PurePosixPath(object_name).suffix.lower())
-    if by_suffix:
-        return by_suffix
-    return server_content_type.strip() or "application/octet-stream"
+    return by_suffix or server_content_type.strip() or "application/octet-stream"
 
 
 class ExportReader(io.RawIOBase):
     """A ready export as a read-only, non-seekable binary file, optionally gzipped on the fly.
 
-    ``read(n)`` returns exactly ``n`` bytes until the end of the export (what upload libraries
-    expect of a stream: a short read means the end), ``b""`` after it. A download error is
-    raised from ``read`` and from every later call, never turned into an end of file.
-    With gzip the output is one gzip member with no file name and a zero mtime, so the same
-    export always compresses to the same bytes.
+    ``read(n)`` returns exactly ``n`` bytes until the end of the export, ``b""`` after it. A
+    download error is raised from ``read`` and from every later call, never turned into an end of
+    file. Gzip output is one member with no file name and a zero mtime: the same export always
+    compresses to the same bytes.
 
     :param export: the open download (``FollowAnalyticsHook.open_export``).
     :param gzip_level: a zlib level to compress with, or None for the export as served.
@@ -98,8 +61,7 @@ class ExportReader(io.RawIOBase):
 
     def __init__(self, export: ExportStream, gzip_level: int | None = None) -> None:
         super().__init__()
-        self._export = export
-        self._chunks = export.chunks()
+        self._export, self._chunks = export, export.chunks()
         self._compressor = None if gzip_level is None else zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
         self._pending = memoryview(b"")
         self._ended = False
@@ -114,7 +76,7 @@ class ExportReader(io.RawIOBase):
         return self._export.bytes_read
 
     def readable(self) -> bool:
-        """File protocol: a readable stream (and not seekable, the ``RawIOBase`` default)."""
+        """File protocol: a readable stream (not seekable: the ``RawIOBase`` default)."""
         return True
 
     def tell(self) -> int:
@@ -133,12 +95,13 @@ class ExportReader(io.RawIOBase):
             except BaseException as exc:
                 self._error = exc  # a finished generator would look like a clean end next time
                 raise
-            if chunk is None:
-                self._ended = True
-                data = self._compressor.flush() if self._compressor else b""
+            self._ended = chunk is None
+            if self._compressor is None:
+                self._pending = memoryview(chunk or b"")
             else:
-                data = self._compressor.compress(chunk) if self._compressor else chunk
-            self._pending = memoryview(data)
+                self._pending = memoryview(
+                    self._compressor.flush() if chunk is None else self._compressor.compress(chunk)
+                )
         return True
 
     def readinto(self, buffer: Any) -> int:
@@ -147,8 +110,7 @@ class ExportReader(io.RawIOBase):
             return 0
         view = memoryview(buffer).cast("B")
         count = min(len(view), len(self._pending))
-        view[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
+        view[:count], self._pending = self._pending[:count], self._pending[count:]
         self.bytes_out += count
         return count
 
@@ -159,16 +121,11 @@ class ExportReader(io.RawIOBase):
         pieces: list[memoryview] = []
         wanted = size
         while wanted and self._fill():
-            piece = self._pending[:wanted]
-            pieces.append(piece)
-            self._pending = self._pending[len(piece) :]
-            wanted -= len(piece)
+            pieces.append(self._pending[:wanted])
+            self._pending = self._pending[len(pieces[-1]) :]
+            wanted -= len(pieces[-1])
         self.bytes_out += size - wanted
         return b"".join(pieces)
-
-    def readall(self) -> bytes:
-        """Everything that remains."""
-        return self.read(-1)
 
 
 def stream_export(
@@ -183,11 +140,10 @@ def stream_export(
 ) -> T:
     """Hand ``consume`` a reader of the ready export; start again from zero when the download breaks.
 
-    ``consume`` must leave nothing behind when it raises (abort its multipart upload, cancel
-    its resumable session, remove its temporary file). Only a download that broke off
-    (:class:`FollowAnalyticsDownloadError`: truncated body, reset connection, read timeout)
-    is started again, at most ``attempts`` times in all; every other error (a 400 expired
-    link, a 202 not ready, an upload error) fails at once.
+    ``consume`` must leave nothing behind when it raises. Only a download that broke off
+    (:class:`FollowAnalyticsDownloadError`: truncated body, reset connection, read timeout) is
+    started again, at most ``attempts`` times in all; any other error (a 400 expired link, a 202
+    not ready, an upload error) fails at once.
     """
     settings = hook.settings
     for attempt in range(1, attempts + 1):
@@ -209,9 +165,3 @@ def stream_export(
             )
             time.sleep(delay)
     raise FollowAnalyticsConfigError(f"download attempts must be >= 1, got {attempts}")
-
-
-def describe_rate(nbytes: int, seconds: float) -> str:
-    """``"12.3 MiB in 4.5s (2.7 MiB/s)"`` for logs."""
-    rate = nbytes / MiB / seconds if seconds > 0 else 0.0
-    return f"{nbytes / MiB:.1f} MiB in {seconds:.1f}s ({rate:.1f} MiB/s)"

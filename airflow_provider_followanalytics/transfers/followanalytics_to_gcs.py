@@ -1,9 +1,7 @@
-"""FollowAnalyticsToGCSOperator: stream a ready export into Google Cloud Storage, in bounded memory.
+"""FollowAnalyticsToGCSOperator: stream a ready export into GCS with a resumable upload, in bounded memory.
 
-The upload is google-cloud-storage's resumable upload from the export reader
-(``Blob.upload_from_file``), through ``GCSHook``'s client. The client and the Google provider
-are imported when the task runs, not when the DAG file is parsed; the provider is an
-optional extra (``airflow-provider-followanalytics[google]``).
+google-cloud-storage and the Google provider (``airflow-provider-followanalytics[google]``) are
+imported when the task runs, not when the DAG file is parsed.
 """
 
 from __future__ import annotations
@@ -11,23 +9,14 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
-from airflow_provider_followanalytics.transfers._base import (
-    PACKAGE,
-    FollowAnalyticsTransferOperator,
-    static_value,
-)
-from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
+from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
+from airflow_provider_followanalytics.transfers._base import PACKAGE, FollowAnalyticsTransferOperator, static_uri
+from airflow_provider_followanalytics.transfers._streaming import MiB, check_int, content_type_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow_provider_followanalytics.transfers._streaming import ExportReader
-
-#: Resumable upload chunks must be multiples of 256 KiB.
-GCS_CHUNK_MULTIPLE = 256 * 1024
-DEFAULT_CHUNK_SIZE = 8 * MiB
-MAX_CHUNK_SIZE = 1024 * MiB
 
 
 def check_gcs_destination(bucket_name: object, object_name: object) -> tuple[str, str]:
@@ -47,48 +36,25 @@ def check_gcs_destination(bucket_name: object, object_name: object) -> tuple[str
 class FollowAnalyticsToGCSOperator(FollowAnalyticsTransferOperator):
     """Stream a ready FollowAnalytics export into a GCS object, in bounded memory.
 
-    The export is read from its callback URL by a resumable upload in ``chunk_size`` chunks:
-    memory stays at about ``2 x chunk_size`` (16 MiB by default) whatever the file size.
-
-    Nothing half-written is ever visible: GCS creates the object only when the final chunk
-    arrives, and the final chunk is sent only once the whole export was downloaded and
-    checked against its ``Content-Length``. A download that breaks off (truncated body,
-    reset connection, read timeout) leaves the unfinished resumable session unused (GCS
-    discards it after a week; it holds no object and is not listed) and starts again from
-    zero, up to ``download_attempts`` times. An existing object is replaced only when a
-    transfer succeeds; a failed one leaves it untouched.
-
-    A callback URL that answers 202 (not ready) fails the task, or defers it with
-    ``deferrable=True``; 400 (expired link) fails it at once, without retries.
-
-    .. code-block:: python
-
-        upload = FollowAnalyticsToGCSOperator(
-            task_id="events_to_gcs",
-            callback_url=ready.output,  # ExportReadySensor, or the export operator with deferrable=True
-            bucket_name="lake",
-            object_name="followanalytics/events/{{ ds }}.csv",
-        )
+    ``Blob.upload_from_file`` reads the export while it downloads and sends it as a resumable
+    upload in ``chunk_size`` chunks: memory stays at about ``2 x chunk_size`` whatever the file
+    size. GCS creates the object on the final chunk only, which is sent once the whole export
+    arrived and matched its ``Content-Length``: a broken download leaves the unfinished session
+    unused (no object; GCS drops it after a week) and starts again from zero
+    (``download_attempts``). An existing object is replaced only by a transfer that succeeds.
 
     :param bucket_name: destination bucket (templated).
     :param object_name: destination object name (templated).
     :param gcp_conn_id: the Airflow Google Cloud connection (templated).
-    :param mime_type: Content-Type of the object. Default: from the export
-        (``text/csv; charset=utf-8`` or ``application/vnd.ms-excel``), or the name's suffix;
-        ``application/gzip`` and no Content-Encoding with ``gzip=True`` (GCS never transcodes it).
-    :param impersonation_chain: service account(s) to impersonate, as for every Google
-        operator (templated).
-    :param chunk_size: bytes per resumable-upload request, a multiple of 256 KiB
-        (default 8 MiB).
-    :return: the object's URL, ``gs://bucket/object``. When bucket and name hold no Jinja,
-        it is also declared as this task's outlet (an Asset / Dataset). A templated
-        destination is only known at run time: pass
-        ``outlets=[Asset("gs://lake/followanalytics/events/")]`` (``Dataset`` on Airflow 2)
-        yourself if other DAGs should wait for it.
+    :param mime_type: Content-Type of the object. Default: the export's (CSV as
+        ``text/csv; charset=utf-8``, XLS), or the name's suffix; ``application/gzip`` and no
+        Content-Encoding with ``gzip`` (GCS never transcodes it).
+    :param impersonation_chain: service account(s) to impersonate, as for every Google operator (templated).
+    :param chunk_size: bytes per resumable-upload request, a multiple of 256 KiB (default 8 MiB).
+    :return: ``gs://bucket/object``; without Jinja in bucket and name it is also the task's outlet
+        (an Asset / Dataset); for a templated one, pass ``outlets=[...]`` yourself.
 
-    The other arguments (``callback_url``, ``followanalytics_conn_id``, ``gzip``,
-    ``gzip_level``, ``download_attempts``, ``deferrable``, ``poll_interval``,
-    ``wait_timeout``) are those of every transfer (see ``FollowAnalyticsTransferOperator``).
+    The other arguments are those of every transfer (``FollowAnalyticsTransferOperator``).
     """
 
     template_fields: Sequence[str] = (
@@ -110,26 +76,14 @@ class FollowAnalyticsToGCSOperator(FollowAnalyticsTransferOperator):
         gcp_conn_id: str = "google_cloud_default",
         mime_type: str | None = None,
         impersonation_chain: str | Sequence[str] | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int = 8 * MiB,
         **kwargs: Any,
     ) -> None:
-        if (
-            isinstance(chunk_size, bool)
-            or not isinstance(chunk_size, int)
-            or not GCS_CHUNK_MULTIPLE <= chunk_size <= MAX_CHUNK_SIZE
-            or chunk_size % GCS_CHUNK_MULTIPLE
-        ):
-            raise FollowAnalyticsConfigError(
-                f"chunk_size={chunk_size!r} is invalid; GCS resumable uploads need a multiple of 256 KiB "
-                f"({GCS_CHUNK_MULTIPLE} bytes), up to {MAX_CHUNK_SIZE} bytes, e.g. 8 * 1024 * 1024."
-            )
-        super().__init__(outlet_uri=_static_uri(bucket_name, object_name), **kwargs)
-        self.bucket_name = bucket_name
-        self.object_name = object_name
-        self.gcp_conn_id = gcp_conn_id
-        self.mime_type = mime_type
-        self.impersonation_chain = impersonation_chain
-        self.chunk_size = chunk_size
+        expected = "a multiple of 256 KiB (262144 bytes) up to 1 GiB for GCS resumable uploads, e.g. 8 * 1024 * 1024"
+        check_int("chunk_size", chunk_size, 256 * 1024, 1024 * MiB, expected, multiple=256 * 1024)
+        super().__init__(outlet_uri=static_uri("gs", check_gcs_destination, bucket_name, object_name), **kwargs)
+        self.bucket_name, self.object_name, self.gcp_conn_id = bucket_name, object_name, gcp_conn_id
+        self.mime_type, self.impersonation_chain, self.chunk_size = mime_type, impersonation_chain, chunk_size
 
     @cached_property
     def gcs_hook(self) -> Any:
@@ -148,24 +102,8 @@ class FollowAnalyticsToGCSOperator(FollowAnalyticsTransferOperator):
         blob = self._bucket.blob(self._name, chunk_size=self.chunk_size)
         content_type = self.mime_type or content_type_for(reader.content_type, self._name, self.gzip)
         blob.upload_from_file(reader, rewind=False, size=None, content_type=content_type)
-        if blob.size is not None and blob.size != reader.bytes_out:
-            blob.delete()
-            raise FollowAnalyticsError(
-                f"gs://{self._bucket.name}/{self._name} holds {blob.size} bytes after the upload but "
-                f"{reader.bytes_out} were sent; the object was deleted."
-            )
+        self.check_stored_size(f"gs://{self._bucket.name}/{self._name}", blob.size, reader.bytes_out, blob.delete)
         return f"resumable upload in chunks of {self.chunk_size // 1024} KiB"
-
-
-def _static_uri(bucket_name: object, object_name: object) -> str | None:
-    """The destination URI when it is known at DAG parse time (no Jinja, valid), else None."""
-    if static_value(bucket_name) is None or static_value(object_name) is None:
-        return None
-    try:
-        bucket, name = check_gcs_destination(bucket_name, object_name)
-    except FollowAnalyticsConfigError:
-        return None
-    return f"gs://{bucket}/{name}"
 
 
 __all__ = ["FollowAnalyticsToGCSOperator", "check_gcs_destination"]

@@ -1,9 +1,7 @@
-"""FollowAnalyticsToS3Operator: stream a ready export into Amazon S3, in bounded memory.
+"""FollowAnalyticsToS3Operator: stream a ready export into S3 with boto3's managed upload, in bounded memory.
 
-The upload is boto3's managed transfer (``upload_fileobj``) from the export reader, through
-``S3Hook``'s client. ``boto3`` and the Amazon provider are imported when the task runs, not
-when the DAG file is parsed; the provider is an optional extra
-(``airflow-provider-followanalytics[amazon]``).
+boto3 and the Amazon provider (``airflow-provider-followanalytics[amazon]``) are imported when the
+task runs, not when the DAG file is parsed.
 """
 
 from __future__ import annotations
@@ -13,13 +11,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
-from airflow_provider_followanalytics.transfers._base import (
-    PACKAGE,
-    FollowAnalyticsTransferOperator,
-    static_value,
-)
+from airflow_provider_followanalytics.transfers._base import PACKAGE, FollowAnalyticsTransferOperator, static_uri
 from airflow_provider_followanalytics.transfers._s3_uploads import abort_unfinished_uploads
-from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
+from airflow_provider_followanalytics.transfers._streaming import MiB, check_int, content_type_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,8 +23,6 @@ if TYPE_CHECKING:
 S3_MIN_PART_SIZE = 5 * MiB
 S3_MAX_PART_SIZE = 5 * 1024 * MiB
 S3_MAX_PARTS = 10_000
-DEFAULT_PART_SIZE = 8 * MiB
-MAX_UPLOAD_CONCURRENCY = 16
 
 
 def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
@@ -71,7 +63,7 @@ def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
 
 
 def part_size_for(part_size: int, content_length: int | None) -> int:
-    """``part_size``, or a larger one (whole MiB) when an export of known length needs more than 10,000 parts.
+    """``part_size``, or larger (whole MiB) for an export of announced size that needs more than 10,000 parts.
 
     Gzip output is counted at the export's size plus 1 %: deflate never grows data by more.
     """
@@ -84,55 +76,30 @@ def part_size_for(part_size: int, content_length: int | None) -> int:
 class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
     """Stream a ready FollowAnalytics export into an S3 object, in bounded memory.
 
-    The export is read from its callback URL while boto3's managed upload sends it in parts
-    (a multipart upload, ``upload_concurrency`` parts at a time): memory stays at about
-    ``(upload_concurrency + 2) x part_size`` (48 MiB by default) whatever the file size, and
-    the transfer runs at the speed of the slower side. An export smaller than one part is
-    uploaded with a single ``PutObject``.
-
-    Nothing half-written is ever visible: the object appears on ``CompleteMultipartUpload``
-    only, once the whole export was downloaded and checked against its ``Content-Length``.
-    A download that breaks off (truncated body, reset connection, read timeout) makes boto3
-    abort the multipart upload, and the transfer starts again from zero, up to
-    ``download_attempts`` times; if every attempt fails, the task fails and leaves neither an
-    object nor an unfinished multipart upload. A failed transfer leaves an existing object
-    untouched.
-
-    A callback URL that answers 202 (not ready) fails the task, or defers it with
-    ``deferrable=True``; 400 (expired link) fails it at once, without retries.
-
-    .. code-block:: python
-
-        upload = FollowAnalyticsToS3Operator(
-            task_id="devices_to_s3",
-            callback_url=ready.output,  # ExportReadySensor, or the export operator with deferrable=True
-            s3_bucket="lake",
-            s3_key="followanalytics/devices/{{ ds }}.csv.gz",
-            gzip=True,
-        )
+    boto3's ``upload_fileobj`` reads the export while it downloads and sends it as a multipart
+    upload, ``upload_concurrency`` parts at a time: memory stays at about
+    ``(upload_concurrency + 2) x part_size`` whatever the file size; an export smaller than one part
+    is one ``PutObject``. The object appears on ``CompleteMultipartUpload`` only, once the whole
+    export arrived and matched its ``Content-Length``: a broken download makes boto3 abort the
+    multipart upload, and the transfer starts again from zero (``download_attempts``). A failed
+    transfer leaves no object, no pending multipart upload, and an existing object untouched.
 
     :param s3_key: destination key, or a full ``s3://bucket/key`` URL (templated).
-    :param s3_bucket: destination bucket; leave None when ``s3_key`` is a full URL (templated).
-    :param aws_conn_id: the Airflow AWS connection (templated). Its ``endpoint_url`` extra is
-        honoured, so S3-compatible stores work.
-    :param replace: overwrite an existing object. With False (the default) the task fails
-        before downloading anything when the object exists.
+    :param s3_bucket: destination bucket; None when ``s3_key`` is a full URL (templated).
+    :param aws_conn_id: the Airflow AWS connection (templated); its ``endpoint_url`` extra is honoured.
+    :param replace: overwrite an existing object; with False (the default) the task fails before
+        downloading anything when the object exists.
     :param encrypt: ask S3 to encrypt the object at rest (``ServerSideEncryption=AES256``).
     :param acl_policy: canned ACL of the object, e.g. ``"bucket-owner-full-control"``.
-    :param content_type: Content-Type of the object. Default: from the export
-        (``text/csv; charset=utf-8`` or ``application/vnd.ms-excel``), or the key's suffix;
-        ``application/gzip`` with ``gzip=True``.
-    :param part_size: bytes per multipart part, >= 5 MiB (default 8 MiB). An export whose
-        size is announced gets larger parts when it needs more than S3's 10,000.
-    :param upload_concurrency: parts uploaded at the same time (default 4).
-    :return: the object's URL, ``s3://bucket/key``. When bucket and key hold no Jinja, it is
-        also declared as this task's outlet (an Asset / Dataset). A templated destination is
-        only known at run time: pass ``outlets=[Asset("s3://lake/followanalytics/devices/")]``
-        (``Dataset`` on Airflow 2) yourself if other DAGs should wait for it.
+    :param content_type: Content-Type of the object. Default: the export's (CSV as
+        ``text/csv; charset=utf-8``, XLS), or the key's suffix; ``application/gzip`` with ``gzip``.
+    :param part_size: bytes per part, >= 5 MiB (default 8 MiB; larger when an export of announced
+        size needs more than S3's 10,000 parts).
+    :param upload_concurrency: parts uploaded at the same time, 1-16 (default 4).
+    :return: ``s3://bucket/key``; without Jinja in bucket and key it is also the task's outlet (an
+        Asset / Dataset); for a templated one, pass ``outlets=[...]`` yourself.
 
-    The other arguments (``callback_url``, ``followanalytics_conn_id``, ``gzip``,
-    ``gzip_level``, ``download_attempts``, ``deferrable``, ``poll_interval``,
-    ``wait_timeout``) are those of every transfer (see ``FollowAnalyticsTransferOperator``).
+    The other arguments are those of every transfer (``FollowAnalyticsTransferOperator``).
     """
 
     template_fields: Sequence[str] = (
@@ -155,38 +122,17 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         encrypt: bool = False,
         acl_policy: str | None = None,
         content_type: str | None = None,
-        part_size: int = DEFAULT_PART_SIZE,
+        part_size: int = 8 * MiB,
         upload_concurrency: int = 4,
         **kwargs: Any,
     ) -> None:
-        if (
-            isinstance(part_size, bool)
-            or not isinstance(part_size, int)
-            or not (S3_MIN_PART_SIZE <= part_size <= S3_MAX_PART_SIZE)
-        ):
-            raise FollowAnalyticsConfigError(
-                f"part_size={part_size!r} is invalid; S3 parts must be from 5 MiB ({S3_MIN_PART_SIZE}) "
-                f"to 5 GiB ({S3_MAX_PART_SIZE}) bytes."
-            )
-        if (
-            isinstance(upload_concurrency, bool)
-            or not isinstance(upload_concurrency, int)
-            or not (1 <= upload_concurrency <= MAX_UPLOAD_CONCURRENCY)
-        ):
-            raise FollowAnalyticsConfigError(
-                f"upload_concurrency={upload_concurrency!r} is invalid; expected an integer from 1 to "
-                f"{MAX_UPLOAD_CONCURRENCY}."
-            )
-        super().__init__(outlet_uri=_static_uri(s3_bucket, s3_key), **kwargs)
-        self.s3_bucket = s3_bucket
-        self.s3_key = s3_key
-        self.aws_conn_id = aws_conn_id
-        self.replace = replace
-        self.encrypt = encrypt
-        self.acl_policy = acl_policy
-        self.content_type = content_type
-        self.part_size = part_size
-        self.upload_concurrency = upload_concurrency
+        parts = f"from 5 MiB ({S3_MIN_PART_SIZE}) to 5 GiB ({S3_MAX_PART_SIZE}) bytes, S3's part sizes"
+        check_int("part_size", part_size, S3_MIN_PART_SIZE, S3_MAX_PART_SIZE, parts)
+        check_int("upload_concurrency", upload_concurrency, 1, 16, "an integer from 1 to 16")
+        super().__init__(outlet_uri=static_uri("s3", parse_s3_destination, s3_bucket, s3_key), **kwargs)
+        self.part_size, self.upload_concurrency = part_size, upload_concurrency
+        self.s3_bucket, self.s3_key, self.aws_conn_id = s3_bucket, s3_key, aws_conn_id
+        self.replace, self.encrypt, self.acl_policy, self.content_type = replace, encrypt, acl_policy, content_type
 
     @cached_property
     def s3_hook(self) -> Any:
@@ -220,40 +166,20 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         # Parts read and queued or on the wire (boto3's default is 10): one more waits being read.
         config.max_in_memory_upload_chunks = self.upload_concurrency
         extra: dict[str, Any] = {
-            "ContentType": self.content_type or content_type_for(reader.content_type, self._key, self.gzip)
+            "ContentType": self.content_type or content_type_for(reader.content_type, self._key, self.gzip),
+            **({"ServerSideEncryption": "AES256"} if self.encrypt else {}),
+            **({"ACL": self.acl_policy} if self.acl_policy else {}),
         }
-        if self.encrypt:
-            extra["ServerSideEncryption"] = "AES256"
-        if self.acl_policy:
-            extra["ACL"] = self.acl_policy
         client = self.s3_hook.get_conn()
         client.upload_fileobj(reader, self._bucket, self._key, ExtraArgs=extra, Config=config)
         # botocore's request objects sit in reference cycles that keep the last parts' buffers
         # (up to upload_concurrency x part_size) alive until a full collection: free them now.
         gc.collect()
         stored = client.head_object(Bucket=self._bucket, Key=self._key)["ContentLength"]
-        if stored != reader.bytes_out:
-            client.delete_object(Bucket=self._bucket, Key=self._key)
-            raise FollowAnalyticsError(
-                f"s3://{self._bucket}/{self._key} holds {stored} bytes after the upload but {reader.bytes_out} "
-                "were sent; the object was deleted."
-            )
-        if reader.bytes_out < part_size:
-            return "single PutObject"
+        delete = lambda: client.delete_object(Bucket=self._bucket, Key=self._key)  # noqa: E731
+        self.check_stored_size(f"s3://{self._bucket}/{self._key}", stored, reader.bytes_out, delete)
         parts = -(-reader.bytes_out // part_size)
-        return f"{parts} part{'s' if parts > 1 else ''} of {part_size // MiB} MiB"
-
-
-def _static_uri(s3_bucket: object, s3_key: object) -> str | None:
-    """The destination URI when it is known at DAG parse time (no Jinja, valid), else None."""
-    values = [s3_key] if s3_bucket is None else [s3_bucket, s3_key]
-    if not all(static_value(value) is not None for value in values):
-        return None
-    try:
-        bucket, key = parse_s3_destination(s3_bucket, s3_key)
-    except FollowAnalyticsConfigError:
-        return None
-    return f"s3://{bucket}/{key}"
+        return "single PutObject" if reader.bytes_out < part_size else f"{parts} parts of {part_size // MiB} MiB"
 
 
 __all__ = ["FollowAnalyticsToS3Operator", "parse_s3_destination"]

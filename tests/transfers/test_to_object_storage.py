@@ -28,7 +28,6 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsError,
     FollowAnalyticsExportExpiredError,
 )
-from airflow_provider_followanalytics.transfers import followanalytics_to_object_storage as module
 from airflow_provider_followanalytics.transfers.followanalytics_to_object_storage import (
     FollowAnalyticsToObjectStorageOperator,
 )
@@ -369,18 +368,20 @@ def test_local_parents_are_created_and_the_file_appears_whole(
 def test_a_local_file_is_renamed_into_place_only_at_the_end(
     monkeypatch: pytest.MonkeyPatch, start_export: Callable[..., str], tmp_path: Path, fa_conn: dict[str, Any]
 ) -> None:
+    from airflow_provider_followanalytics.transfers._streaming import ExportReader
+
     target = tmp_path / "devices.csv"
     seen: list[list[str]] = []
-    real_write = module._RenamedFile.write
+    real_read = ExportReader.read
 
-    def write(self: Any, data: bytes) -> None:
+    def read(self: Any, size: int | None = -1) -> bytes:
         seen.append(sorted(p.name for p in tmp_path.iterdir()))
-        real_write(self, data)
+        return real_read(self, size)
 
-    monkeypatch.setattr(module._RenamedFile, "write", write)
+    monkeypatch.setattr(ExportReader, "read", read)
     _operator(f"file://{target}", start_export("csv", SIZE)).execute({})
 
-    assert len(seen) == 3
+    assert len(seen) == 4  # three blocks, then the end of the export
     for names in seen:  # while the export streams, only the hidden temporary file exists
         assert len(names) == 1
         assert names[0].startswith(".devices.csv.")
