@@ -156,7 +156,7 @@ def run_s3(opts: Options) -> list[Row]:
                 **fa_conn_env(emu.url),
                 **http_conn_env(emu.url),
                 **store_env,
-                **_handwritten_env(),
+                **({} if opts.quick else _handwritten_env()),
                 BENCH_FA_TOKEN=token,
             )
             results, speeds = _run_side_by_side(_Runner("s3", emu, s3, env), (small, big), 1 if opts.quick else 3)
@@ -232,7 +232,7 @@ def run_gcs(opts: Options) -> list[Row]:
                 **fa_conn_env(emu.url),
                 **http_conn_env(emu.url),
                 **_gcp_conn_env(gcs.url),
-                **_handwritten_env(),
+                **({} if opts.quick else _handwritten_env()),
                 BENCH_FA_TOKEN=token,
             )
             results, speeds = _run_side_by_side(_Runner("gcs", emu, gcs, env), (size,), 1 if opts.quick else 3)
