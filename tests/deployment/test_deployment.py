@@ -205,5 +205,5 @@ def test_the_api_server_serves_the_connection_form(deployment: Deployment) -> No
     assert standard["host"]["title"] == "API base URL"
     assert standard["port"]["hidden"] is True
     assert standard["url_schema"]["hidden"] is True
-    assert set(form["extra_fields"]) == {"timeout", "max_retries", "retry_delay"}
+    assert set(form["extra_fields"]) == {"timeout", "max_retries", "retry_delay", "allow_insecure_http"}
     assert form["extra_fields"]["timeout"]["schema"]["title"] == "Request timeout (seconds)"
