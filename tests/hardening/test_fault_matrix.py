@@ -369,11 +369,11 @@ async def test_a_trigger_rebuilt_after_a_triggerer_restart_keeps_its_deadline(
 ) -> None:
     emulator.never_ready = True
     url = FollowAnalyticsHook().start_export(SEGMENT_EXPORT, {})
-    timeout = 2.0
+    timeout = 4.0
     deadline = time.time() + timeout
     trigger = ExportReadyTrigger(callback_url=url, poll_interval=0.05, deadline=deadline)
     # The restart comes late in the wait: a trigger that counted its timeout afresh would wait
-    # until at least deadline + 1.0 s.
+    # until at least deadline + 3.0 s.
     await _cancel_mid_wait(emulator, trigger, polls=3, not_before=deadline - 1.0)
 
     rebuilt = _rebuild(trigger)
@@ -382,7 +382,7 @@ async def test_a_trigger_rebuilt_after_a_triggerer_restart_keeps_its_deadline(
     event = await _first_event(rebuilt)
 
     assert event["status"] == "timeout", event
-    assert deadline <= time.time() < deadline + 0.8  # leaves room for a loaded machine
+    assert deadline <= time.time() < deadline + 2.5  # leaves room for a loaded machine
     assert emulator.login_count == 2  # start_export (worker), then one login shared by both trigger runs
 
 

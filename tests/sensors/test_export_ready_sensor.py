@@ -162,8 +162,9 @@ def test_never_ready_times_out(emulator: FollowAnalyticsEmulator, deferrable: bo
 
     assert result.task_states["wait"] == ("skipped" if soft_fail else "failed")
     polls = len(emulator.requests_for("callback"))
-    # about timeout / interval checks, and no task retry (a retry would double them)
-    assert 4 <= polls <= 1.5 / 0.2 + 3, polls
+    # at most about timeout / interval checks: no task retry (a retry would double them). It polled
+    # more than once; how often fits in 1.5 s depends on the machine's load.
+    assert 2 <= polls <= 1.5 / 0.2 + 3, polls
 
 
 # ------------------------------------------------------------------------- transient failures
