@@ -14,30 +14,21 @@ from airflow.exceptions import AirflowException
 
 try:
     from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator
-    from airflow.sdk.exceptions import AirflowSkipException
 
     AIRFLOW_V_3 = True
 except ImportError:  # Airflow 2.10 / 2.11
-    from airflow.exceptions import AirflowSkipException  # type: ignore
     from airflow.hooks.base import BaseHook  # type: ignore
     from airflow.models.baseoperator import BaseOperator  # type: ignore
     from airflow.sensors.base import BaseSensorOperator  # type: ignore
 
     AIRFLOW_V_3 = False
 
-
-__all__ = [
-    "AIRFLOW_V_3",
-    "AirflowException",
-    "AirflowSkipException",
-    "BaseHook",
-    "BaseOperator",
-    "BaseSensorOperator",
-    "aget_connection",
-    "conf",
-    "lineage_uri_object",
-    "mask_secret",
-]
+# AirflowFailException: a failure task retries cannot fix (a dead export link, bad credentials).
+# Airflow 3 deprecates the airflow.exceptions path of these.
+if AIRFLOW_V_3:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+else:  # Airflow 2.10 / 2.11
+    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException  # type: ignore
 
 
 def mask_secret(secret: str | None) -> None:
@@ -72,16 +63,6 @@ def lineage_uri_object(uri: str) -> Any:
     return Dataset(uri)
 
 
-# Appended for sensors/export_ready.py: a failure that task retries cannot fix (a dead export
-# link) and a sensor timeout (not retried either). Airflow 3 deprecates the airflow.exceptions path.
-if AIRFLOW_V_3:
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
-else:  # Airflow 2.10 / 2.11
-    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout  # type: ignore
-
-__all__ += ["AirflowFailException", "AirflowSensorTimeout"]
-
-
 def object_storage_path(destination: Any, conn_id: str | None = None) -> Any:
     """An ``ObjectStoragePath`` for a URL (or another path), imported on use: fsspec is costly at parse time.
 
@@ -97,4 +78,18 @@ def object_storage_path(destination: Any, conn_id: str | None = None) -> Any:
     return ObjectStoragePath(destination, conn_id=conn_id)
 
 
-__all__ += ["object_storage_path"]
+__all__ = [
+    "AIRFLOW_V_3",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "aget_connection",
+    "conf",
+    "lineage_uri_object",
+    "mask_secret",
+    "object_storage_path",
+]

@@ -54,6 +54,15 @@ def test_every_module_named_in_provider_info_imports() -> None:
     for conn_type in info["connection-types"]:
         module, _, name = conn_type["hook-class-name"].rpartition(".")
         assert getattr(importlib.import_module(module), name).conn_type == conn_type["connection-type"]
+    # and the other way round: every public module of those packages is declared
+    package = Path(importlib.import_module("airflow_provider_followanalytics").__file__ or "").parent
+    public = {
+        f"airflow_provider_followanalytics.{kind}.{path.stem}"
+        for kind in (*kinds, "transfers")
+        for path in (package / kind).glob("*.py")
+        if not path.name.startswith("_")
+    }
+    assert public - set(modules) == set()
 
 
 def _airflow_schema(name: str) -> dict[str, object]:

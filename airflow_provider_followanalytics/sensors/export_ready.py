@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_followanalytics._api import validate_failure_budget
+from airflow_provider_followanalytics._checks import check_failure_budget, check_seconds
 from airflow_provider_followanalytics._compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
@@ -131,16 +131,16 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         self.callback_url = callback_url
         self.followanalytics_conn_id = followanalytics_conn_id
         self.deferrable = deferrable
+        if poll_interval is not None:  # poke_interval is Airflow's to check
+            check_seconds("poll_interval", poll_interval, allow_zero=True)
         effective_poll = self.poke_interval if poll_interval is None else poll_interval
-        if not isinstance(effective_poll, (int, float)) or isinstance(effective_poll, bool) or effective_poll < 0:
-            raise FollowAnalyticsConfigError(f"poll_interval={poll_interval!r} must be a number of seconds > 0.")
         if deferrable and effective_poll == 0:
             raise FollowAnalyticsConfigError(
                 "A deferrable ExportReadySensor needs poll_interval (or poke_interval) > 0, "
                 "or the trigger would poll the API without pause."
             )
         self.poll_interval = float(effective_poll)
-        validate_failure_budget(max_consecutive_failures)
+        check_failure_budget(max_consecutive_failures)
         self.max_consecutive_failures = max_consecutive_failures
         self._consecutive_failures = 0
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_followanalytics._checks import check_int, check_seconds
 from airflow_provider_followanalytics._compat import BaseOperator, conf, lineage_uri_object
 from airflow_provider_followanalytics._events import STATUS_ERROR, STATUS_READY, check_event, error_for_event
 from airflow_provider_followanalytics._rendering import MasksCallbackUrl
@@ -19,7 +20,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsExportNotReadyError,
 )
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
-from airflow_provider_followanalytics.transfers._streaming import check_int, stream_export
+from airflow_provider_followanalytics.transfers._streaming import stream_export
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -99,8 +100,7 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
     ) -> None:
         for module, requirement in self.required_packages:
             require_provider(type(self).__name__, module, requirement)
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-            raise FollowAnalyticsConfigError(f"poll_interval={poll_interval!r} must be a number of seconds > 0.")
+        check_seconds("poll_interval", poll_interval)
         if "outlets" not in kwargs and outlet_uri is not None:
             kwargs["outlets"] = [lineage_uri_object(outlet_uri)]
         super().__init__(**kwargs)

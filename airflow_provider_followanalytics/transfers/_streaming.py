@@ -28,13 +28,6 @@ _TYPES_BY_MEDIA = {"text/csv": "text/csv; charset=utf-8", "application/vnd.ms-ex
 T = TypeVar("T")
 
 
-def check_int(name: str, value: object, low: int, high: int, expected: str, multiple: int = 1) -> int:
-    """Return ``value`` if it is an integer from ``low`` to ``high`` (a multiple of ``multiple``), else raise."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high or value % multiple:
-        raise FollowAnalyticsConfigError(f"{name}={value!r} is invalid; expected {expected}.")
-    return value
-
-
 def content_type_for(server_content_type: str, object_name: str, gzip: bool) -> str:
     """The object's Content-Type: ``application/gzip`` (no Content-Encoding) when gzipped, else the export's
     own type normalised (CSV is UTF-8), else a guess from the ``.csv`` / ``.xls`` suffix."""

@@ -10,6 +10,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics._compat import object_storage_path
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import (
@@ -18,7 +19,7 @@ from airflow_provider_followanalytics.transfers._base import (
     require_provider,
     static_value,
 )
-from airflow_provider_followanalytics.transfers._streaming import MiB, check_int
+from airflow_provider_followanalytics.transfers._streaming import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -10,10 +10,11 @@ import gc
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import PACKAGE, FollowAnalyticsTransferOperator, static_uri
 from airflow_provider_followanalytics.transfers._s3_uploads import abort_unfinished_uploads
-from airflow_provider_followanalytics.transfers._streaming import MiB, check_int, content_type_for
+from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

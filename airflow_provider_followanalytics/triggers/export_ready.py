@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_followanalytics._api import backoff_delay, validate_failure_budget
+from airflow_provider_followanalytics._api import backoff_delay
+from airflow_provider_followanalytics._checks import check_failure_budget, check_seconds, is_number
 from airflow_provider_followanalytics._events import (
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     EVENT_STATUSES,
@@ -98,13 +99,12 @@ class ExportReadyTrigger(BaseTrigger):
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     ) -> None:
         super().__init__()
-        if not isinstance(poll_interval, (int, float)) or isinstance(poll_interval, bool) or poll_interval <= 0:
-            raise FollowAnalyticsConfigError(f"poll_interval={poll_interval!r} must be a number of seconds > 0.")
-        if deadline is not None and (not isinstance(deadline, (int, float)) or isinstance(deadline, bool)):
+        check_seconds("poll_interval", poll_interval)
+        if deadline is not None and not is_number(deadline):
             raise FollowAnalyticsConfigError(
                 f"deadline={deadline!r} must be an absolute time in seconds since the epoch, or None."
             )
-        validate_failure_budget(max_consecutive_failures)
+        check_failure_budget(max_consecutive_failures)
         self.callback_url = callback_url
         self.followanalytics_conn_id = followanalytics_conn_id
         self.poll_interval = float(poll_interval)

@@ -1,0 +1,36 @@
+"""Argument checks shared by the sensor, the trigger and the transfers (internal).
+
+``bool`` is an ``int`` in Python, so ``poll_interval=True`` would pass an ``isinstance``
+check and mean one second: every number check here refuses it. Each error names the
+argument, the value given and what is expected.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is an ``int`` or ``float`` (a ``bool`` is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float if it is a number of seconds > 0 (>= 0 with ``allow_zero``)."""
+    if not is_number(value) or value < 0 or (value == 0 and not allow_zero):  # type: ignore[operator]
+        raise FollowAnalyticsConfigError(f"{name}={value!r} must be a number of seconds > 0.")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_int(name: str, value: object, low: int, high: int, expected: str, multiple: int = 1) -> int:
+    """Return ``value`` if it is an integer from ``low`` to ``high`` (a multiple of ``multiple``)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high or value % multiple:
+        raise FollowAnalyticsConfigError(f"{name}={value!r} is invalid; expected {expected}.")
+    return value
+
+
+def check_failure_budget(value: object) -> int:
+    """Check ``max_consecutive_failures``: an integer >= 1 (the sensor's and the trigger's)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise FollowAnalyticsConfigError(f"max_consecutive_failures={value!r} must be an integer >= 1.")
+    return value
