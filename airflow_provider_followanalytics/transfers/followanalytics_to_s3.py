@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import PACKAGE, FollowAnalyticsTransferOperator, static_uri
-from airflow_provider_followanalytics.transfers._s3_uploads import abort_unfinished_uploads
+from airflow_provider_followanalytics.transfers._s3_uploads import abort_unfinished_uploads, check_writable
 from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
 
 if TYPE_CHECKING:
@@ -149,9 +149,17 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
                 f"{uri} already exists and replace=False; nothing was downloaded. Set replace=True to "
                 "overwrite it, or template the key (e.g. with {{ ds }}) to write one object per run."
             )
+        client = self.s3_hook.get_conn()
+        check_writable(client, self._bucket, self._key, self._upload_args(), self.aws_conn_id)
         # A killed earlier attempt could not abort its own multipart upload.
-        abort_unfinished_uploads(self.s3_hook.get_conn(), self._bucket, self._key, self.log)
+        abort_unfinished_uploads(client, self._bucket, self._key, self.log)
         return uri
+
+    def _upload_args(self) -> dict[str, Any]:
+        return {
+            **({"ServerSideEncryption": "AES256"} if self.encrypt else {}),
+            **({"ACL": self.acl_policy} if self.acl_policy else {}),
+        }
 
     def upload(self, reader: ExportReader) -> str:
         """``upload_fileobj`` from the reader; boto3 aborts the multipart upload if a read raises."""
@@ -168,8 +176,7 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         config.max_in_memory_upload_chunks = self.upload_concurrency
         extra: dict[str, Any] = {
             "ContentType": self.content_type or content_type_for(reader.content_type, self._key, self.gzip),
-            **({"ServerSideEncryption": "AES256"} if self.encrypt else {}),
-            **({"ACL": self.acl_policy} if self.acl_policy else {}),
+            **self._upload_args(),
         }
         client = self.s3_hook.get_conn()
         client.upload_fileobj(reader, self._bucket, self._key, ExtraArgs=extra, Config=config)

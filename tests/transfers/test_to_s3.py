@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -300,12 +300,73 @@ def test_not_ready_export_fails_and_points_to_the_sensor(
     assert _keys(s3_client, s3_bucket) == []
 
 
-def test_s3_errors_fail_the_task_as_they_are(start_export: Callable[..., str], s3_bucket: str) -> None:
-    from botocore.exceptions import ClientError
-
+def test_a_missing_bucket_is_named_before_any_download(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str], s3_bucket: str
+) -> None:
     url = start_export("csv", int(2.5 * PART))
-    with pytest.raises(ClientError, match="NoSuchBucket"):
-        _operator(f"{s3_bucket}-missing", "d.csv", url).execute({})
+    with pytest.raises(
+        FollowAnalyticsError, match=rf"bucket '{s3_bucket}-missing'.*NoSuchBucket.*Nothing was downloaded"
+    ):
+        _operator(f"{s3_bucket}-missing", "d.csv", url, replace=True).execute({})
+
+    assert emulator.requests_for("callback") == []
+
+
+@pytest.fixture(scope="module")
+def read_only_s3() -> Iterator[dict[str, str]]:
+    """A moto S3 server of its own that enforces IAM, with a bucket and a user that may only read it."""
+    import json
+    import os
+    import re
+    import subprocess
+
+    import boto3
+
+    # The first 4 requests (bucket, user, policy, key) are the admin's; every later one is authorized.
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._servers", "moto"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        match = re.search(r"http://\S+", line)
+        assert match, f"moto did not start: {line!r}"
+        admin = {"endpoint_url": match.group(0), "region_name": "us-east-1"}
+        admin |= {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        boto3.client("s3", **admin).create_bucket(Bucket="read-only-bucket")
+        iam = boto3.client("iam", **admin)
+        iam.create_user(UserName="reader")
+        reader_policy = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket*"], "Resource": "*"}
+        policy = {"Version": "2012-10-17", "Statement": [reader_policy]}
+        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        yield {"endpoint_url": match.group(0), "login": key["AccessKeyId"], "password": key["SecretAccessKey"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_bucket_the_connection_cannot_write_fails_before_any_download(
+    emulator: FollowAnalyticsEmulator,
+    start_export: Callable[..., str],
+    set_connection: Any,
+    read_only_s3: dict[str, str],
+) -> None:
+    extra = {"endpoint_url": read_only_s3["endpoint_url"], "region_name": "us-east-1"}
+    set_connection(
+        "aws_reader", conn_type="aws", login=read_only_s3["login"], password=read_only_s3["password"], extra=extra
+    )
+    url = start_export("csv", int(2.5 * PART))
+
+    operator = _operator("read-only-bucket", "d.csv", url, replace=True, aws_conn_id="aws_reader")
+    with pytest.raises(FollowAnalyticsError) as failure:
+        operator.execute({})
+
+    message = str(failure.value)
+    for fragment in ("bucket 'read-only-bucket'", "AccessDenied", "connection 'aws_reader'", "s3:PutObject"):
+        assert fragment in message, message
+    assert read_only_s3["password"] not in message
+    assert emulator.requests_for("callback") == []  # the export link is untouched, still valid for a retry
 
 
 def test_logs_redact_the_callback_url(
