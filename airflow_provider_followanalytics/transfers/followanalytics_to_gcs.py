@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._checks import check_int
-from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
+from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import PACKAGE, FollowAnalyticsTransferOperator, static_uri
 from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
 
@@ -96,6 +96,12 @@ class FollowAnalyticsToGCSOperator(FollowAnalyticsTransferOperator):
         bucket_name, self._name = check_gcs_destination(self.bucket_name, self.object_name)
         self._bucket = self.gcs_hook.get_conn().bucket(bucket_name)
         self._bucket.reload()  # NotFound (naming the bucket) before the download, not after the first chunk
+        if "storage.objects.create" not in self._bucket.test_iam_permissions(["storage.objects.create"]):
+            raise FollowAnalyticsError(
+                f"Cannot write to GCS bucket {bucket_name!r} (object {self._name!r}) with connection "
+                f"{self.gcp_conn_id!r}: its identity lacks storage.objects.create. Nothing was downloaded. "
+                "Grant it roles/storage.objectCreator (or objectAdmin) on the bucket."
+            )
         return f"gs://{bucket_name}/{self._name}"
 
     def upload(self, reader: ExportReader) -> str:

@@ -208,6 +208,23 @@ def test_gcs_errors_stop_the_download(
     assert _names(gcs) == []
 
 
+def test_a_bucket_the_connection_cannot_write_fails_before_any_download(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str], gcs: Any, mocker: Any
+) -> None:
+    from google.cloud.storage import Bucket
+
+    # The emulator grants every permission it is asked about; a read-only identity is not there to be had.
+    asked = mocker.patch.object(Bucket, "test_iam_permissions", autospec=True, return_value=[])
+    url = start_export("csv", 4 * MiB)
+
+    with pytest.raises(FollowAnalyticsError, match=rf"GCS bucket '{gcs.name}'.*lacks storage.objects.create"):
+        _operator(gcs.name, "d.csv", url).execute({})
+
+    assert asked.call_args.args[1] == ["storage.objects.create"]
+    assert emulator.requests_for("callback") == []
+    assert _names(gcs) == []
+
+
 def test_logs_redact_the_callback_url(
     start_export: Callable[..., str], gcs: Any, task_log: pytest.LogCaptureFixture
 ) -> None:
