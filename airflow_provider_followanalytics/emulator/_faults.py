@@ -2,7 +2,7 @@
 
 A request takes the first pending fault whose route matches it; ``status``, ``json`` and ``reset``
 faults replace the answer (:func:`apply_fault`), ``delay`` faults stall it, and the download kinds
-cut a file short while it streams (see ``_routes.send_download``).
+cut a file short while it streams (``_routes`` applies those).
 """
 
 from __future__ import annotations

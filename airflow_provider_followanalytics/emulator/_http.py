@@ -1,7 +1,7 @@
 """HTTP/1.1 plumbing of the emulator: a threaded server that tracks its connections, and a handler.
 
 The handler reads each request's body (Content-Length or chunked, bounded in size) and hands it
-to the server's ``handle`` callable; it also has the helpers every answer is built with, down to
+to the server's ``answer`` callable; it also has the helpers every answer is built with, down to
 the API's error envelope. Nothing here knows a route.
 """
 
@@ -35,7 +35,7 @@ class Server(ThreadingHTTPServer):
 
     Args:
         address: ``(host, port)`` to bind; an IPv6 host selects ``AF_INET6``.
-        handle: called with the handler and the request body for every request read.
+        answer: called with the handler and the request body of every request read; it answers.
         stopping: set while the owner stops: errors raised then are not printed.
     """
 
@@ -46,10 +46,10 @@ class Server(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        handle: Callable[[Handler, bytes], None],
+        answer: Callable[[Handler, bytes], None],
         stopping: threading.Event,
     ) -> None:
-        self.handle = handle
+        self.answer = answer
         self._stopping = stopping
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -98,7 +98,7 @@ class Server(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Reads each request's body and passes it to :attr:`Server.handle`."""
+    """Reads each request's body and passes it to :attr:`Server.answer`."""
 
     protocol_version = "HTTP/1.1"
     server_version = "FollowAnalyticsEmulator/1.0"
@@ -133,12 +133,12 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        handle = cast("Server", self.server).handle
+        answer = cast("Server", self.server).answer
         try:
             body = self._read_body()
             if body is None:
                 return
-            handle(self, body)
+            answer(self, body)
         except NETWORK_ERRORS:
             self.close_connection = True
 
