@@ -1,10 +1,11 @@
 """The export parameters the emulator refuses, with the API's 400 messages.
 
-Every rule here repeats a check the export operators make before they send anything; the
-emulator keeps only those that tests need the server to refuse: requests that bypass the
-operators (the hook's generic ``run``, raw HTTP in the emulator's own tests) or carry values
-the operators pass on as given (an identifier with ``&`` in it). Each endpoint's rules are
-applied in the order listed in :data:`_RULES`; the first one broken answers.
+Every rule here repeats a check the export operators make before they send anything. Each one
+stays because a test needs the server to refuse (removing it fails that test): the hook's
+generic ``run`` sent without ``sd``/``ed`` (``Missing start date``), an app identifier with
+``&`` in it that the operators pass on as given (``Invalid app identifier``), and the
+emulator's own tests of the API's refusals (all of them). Each endpoint's rules are applied in
+the order :data:`_RULES` lists them; the first one broken answers.
 """
 
 from __future__ import annotations
