@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,11 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsError,
     FollowAnalyticsRetryableError,
 )
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as deadline_scope
+else:  # aiohttp depends on async-timeout before 3.11
+    from async_timeout import timeout as deadline_scope
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -185,8 +191,11 @@ class ExportReadyTrigger(BaseTrigger):
                 return self._timeout_event(polls)
             polls += 1
             try:
-                # A slow answer must not carry the wait past the deadline either.
-                status = await asyncio.wait_for(hook.aget_export_status(self.callback_url), timeout=remaining)
+                # A slow answer must not carry the wait past the deadline either. Not asyncio.wait_for:
+                # before Python 3.12 it swallows a cancel that meets a finished poll, and a trigger the
+                # triggerer cancelled (restart, rebalancing) would keep polling until its deadline.
+                async with deadline_scope(remaining):
+                    status = await hook.aget_export_status(self.callback_url)
             except asyncio.TimeoutError:
                 if remaining is None:
                     raise  # not our deadline (the hook turns its own timeouts into RetryableError)

@@ -212,6 +212,29 @@ async def test_deadline_ends_the_wait_with_a_timeout_event(
     assert len(emulator.requests_for("callback")) == 1
 
 
+async def test_a_cancel_that_meets_a_finished_poll_still_cancels(callback_url: str, mocker: Any) -> None:
+    # The triggerer cancels a trigger (restart, rebalancing) in the very loop iteration its poll's
+    # answer arrives. No server can time that to the iteration, so the poll itself is replaced.
+    waiting: asyncio.Future[Any] | None = None
+    polls = 0
+
+    async def answer_while_being_cancelled(self: Any, url: str) -> str:
+        nonlocal polls
+        polls += 1
+        assert waiting is not None
+        waiting.cancel()
+        return "pending"
+
+    mocker.patch.object(FollowAnalyticsHook, "aget_export_status", answer_while_being_cancelled)
+    waiting = asyncio.ensure_future(
+        first_event(trigger_for(callback_url, poll_interval=0.05, deadline=time.time() + 5))
+    )
+
+    with pytest.raises(asyncio.CancelledError):
+        await waiting  # a swallowed cancel would poll on and end with a timeout event 5 s later
+    assert polls == 1
+
+
 async def test_a_past_deadline_makes_no_request(emulator: FollowAnalyticsEmulator, callback_url: str) -> None:
     event = await first_event(trigger_for(callback_url, deadline=time.time() - 1))
 
