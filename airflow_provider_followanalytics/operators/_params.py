@@ -5,19 +5,14 @@ Pure functions (no I/O, no Airflow import): each one takes a value as the DAG au
 :class:`~airflow_provider_followanalytics.exceptions.FollowAnalyticsConfigError` with a
 message that names the argument, the value received and what is expected.
 
-:class:`ArgumentReader` applies them to an operator's attributes: in full at execution time,
-and at construction time to the values that are already final (not templates, not XComArgs),
-so that a literal mistake fails when the DAG file is parsed.
-
-The end of the module decides whether a DAG's schedule can run an export more than once a
-day (the API's fair-use rule), by duck typing the timetable of Airflow 2.10 and 3.x.
+``_arguments`` applies them to an operator's declared arguments, at DAG parse (values that are
+final already) and again after rendering.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime as dt
-import itertools
 import json
 import re
 import unicodedata
@@ -27,6 +22,7 @@ from typing import Any
 
 from airflow_provider_followanalytics._api import quote_path_segment, validate_endpoint
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
+from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule as sub_daily_schedule  # moved
 from airflow_provider_followanalytics.operators._windows import (
     refuse_empty_window,
     refuse_late_delta_start,
@@ -42,7 +38,6 @@ FILE_FORMATS = ("csv", "xls")
 MIN_YEAR = 2000
 MAX_YEAR = 2100
 UTC = dt.timezone.utc
-_ONE_DAY = dt.timedelta(days=1)
 _DATE_HINT = (
     "expected a datetime, a date, an ISO 8601 string such as '2024-01-01' or "
     "'2024-01-01T00:00:00+00:00', or seconds since the epoch"
@@ -72,7 +67,7 @@ def is_literal(value: Any) -> bool:
     return False
 
 
-def _is_blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -118,16 +113,18 @@ def identifier(value: Any, name: str, example: str) -> str:
     return text
 
 
-def path_with_identifiers(template: Any, default: str, identifiers: Mapping[str, str]) -> str:
+def path_with_identifiers(template: Any, default: str, identifiers: Mapping[str, str | None]) -> str:
     """Fill ``{placeholder}`` s of an export path with percent-encoded identifiers and check the result.
 
     :param template: the operator's ``endpoint``: a path such as ``/api/apps/{app_identifier}/devices_export``.
     :param default: the documented path of the export, for messages.
-    :param identifiers: placeholder name -> identifier (already checked with :func:`identifier`).
+    :param identifiers: placeholder name -> identifier (already checked with :func:`identifier`), or
+        ``None`` for one not known yet (a template at DAG parse): its placeholder must be there and
+        stays, so that the rest of the path is checked all the same.
     """
     if not isinstance(template, str) or not template.strip():
         raise _error(f"endpoint must be an API path such as {default!r}, got {template!r}.")
-    path = template.strip()
+    path = rest = template.strip()
     for key, value in identifiers.items():
         placeholder = "{" + key + "}"
         if placeholder not in path:
@@ -135,8 +132,10 @@ def path_with_identifiers(template: Any, default: str, identifiers: Mapping[str,
                 f"endpoint {template!r} has no {placeholder} placeholder; this export puts the {key} "
                 f"in its path, e.g. {default!r}."
             )
-        path = path.replace(placeholder, quote_path_segment(value, key))
-    if "{" in path or "}" in path:
+        if value is not None:
+            path = path.replace(placeholder, quote_path_segment(value, key))
+        rest = rest.replace(placeholder, "")
+    if "{" in rest or "}" in rest:
         known = ", ".join("{" + key + "}" for key in identifiers) or "none"
         raise _error(f"endpoint {template!r} has an unknown placeholder; the ones this export fills: {known}.")
     return validate_endpoint(path)
@@ -297,7 +296,7 @@ def period(
     :param required: refuse a missing period (else both or neither).
     """
     start_name, end_name = names
-    has_start, has_end = not _is_blank(start), not _is_blank(end)
+    has_start, has_end = not is_blank(start), not is_blank(end)
     if not has_start and not has_end:
         if required:
             raise _error(
@@ -322,7 +321,7 @@ def period(
 
 def iso_datetime(value: Any, name: str) -> str | None:
     """Normalise an ISO datetime argument (``updated_since`` ...) to ISO 8601 in UTC; ``None`` if not given."""
-    if _is_blank(value):
+    if is_blank(value):
         return None
     return to_utc(value, name).isoformat()
 
@@ -333,7 +332,7 @@ def delta_start(value: Any, name: str, interval: tuple[Any, Any] | None = None) 
 
     :param interval: the run's ``(data_interval_start, data_interval_end)``, if known.
     """
-    if _is_blank(value):
+    if is_blank(value):
         return None
     start = to_utc(value, name)
     refuse_late_delta_start(start, value, name, interval)
@@ -351,10 +350,10 @@ def iso_window(
     ``since`` without ``until`` is an open delta, checked against the run's data ``interval``
     like ``updated_since``.
     """
-    if _is_blank(until):
+    if is_blank(until):
         return delta_start(since, names[0], interval), None
     until_iso = iso_datetime(until, names[1])
-    if _is_blank(since):
+    if is_blank(since):
         return None, until_iso
     start, end = to_utc(since, names[0]), to_utc(until, names[1])
     refuse_empty_window(start, end, since, until, names)
@@ -422,7 +421,7 @@ def query_params(value: Any) -> dict[str, str]:
     Lists become comma lists, booleans ``true``/``false``, ``None`` values are dropped.
     ``skip_email`` is refused here: it has its own argument.
     """
-    if _is_blank(value):
+    if is_blank(value):
         return {}
     if isinstance(value, str):
         parsed = _read_literal(value.strip()) if value.strip().startswith("{") else None
@@ -441,98 +440,6 @@ def query_params(value: Any) -> dict[str, str]:
         if text is not None:
             query[key.strip()] = text
     return query
-
-
-# ---------------------------------------------------------------------------------- operators
-class ArgumentReader:
-    """Reads an operator's arguments by name, through the checks above.
-
-    At execution (``literal_only=False``) every value is final and checked. At construction
-    (``literal_only=True``) a value that is still a template or an XComArg is skipped, and the
-    method returns a placeholder of the right type instead (never sent anywhere), so that one
-    reader serves both moments and the operator code lists each check once.
-
-    :param source: the operator (its attributes hold the arguments).
-    :param literal_only: skip values that are not final yet.
-    """
-
-    SKIPPED = "templated"
-
-    def __init__(self, source: object, *, literal_only: bool = False, interval: tuple[Any, Any] | None = None) -> None:
-        self.source = source
-        self.literal_only = literal_only
-        self.interval = interval  # the DAG run's data interval (execution time only)
-
-    def _get(self, *names: str) -> tuple[Any, ...] | None:
-        """The named values, or None when one of them is not final yet (construction time)."""
-        values = tuple(getattr(self.source, name) for name in names)
-        if self.literal_only and not all(is_literal(value) for value in values):
-            return None
-        return values
-
-    def identifier(self, name: str, example: str) -> str:
-        got = self._get(name)
-        return self.SKIPPED if got is None else identifier(got[0], name, example)
-
-    def comma_list(self, name: str, **options: Any) -> str | None:
-        got = self._get(name)
-        return None if got is None else comma_list(got[0], name, **options)
-
-    def period(self, *, required: bool) -> tuple[int | None, int | None]:
-        got = self._get("period_start", "period_end")
-        if got is not None:
-            return period(got[0], got[1], required=required)
-        # One side is still a template: check the other alone (the pair is checked at execution).
-        for name in ("period_start", "period_end"):
-            single = self._get(name)
-            if single is not None and not _is_blank(single[0]):
-                epoch_day(single[0], name)
-            elif single is not None and required:
-                raise _error(f"{name} is required for this export (a day at midnight UTC), got {single[0]!r}.")
-        return None, None
-
-    def iso_datetime(self, name: str) -> str | None:
-        got = self._get(name)
-        return None if got is None else iso_datetime(got[0], name)
-
-    def delta_start(self, name: str) -> str | None:
-        got = self._get(name)
-        return None if got is None else delta_start(got[0], name, self.interval)
-
-    def iso_window(self, since_name: str, until_name: str) -> tuple[str | None, str | None]:
-        got = self._get(since_name, until_name)
-        if got is not None:
-            return iso_window(got[0], got[1], names=(since_name, until_name), interval=self.interval)
-        return self.iso_datetime(since_name), self.iso_datetime(until_name)  # each alone, if final
-
-    def positive_integer(self, name: str) -> int:
-        got = self._get(name)
-        return 0 if got is None else positive_integer(got[0], name)
-
-    def file_format(self) -> str:
-        got = self._get("file_format")
-        return FILE_FORMATS[0] if got is None else file_format(got[0])
-
-    def flag(self, name: str) -> bool:
-        got = self._get(name)
-        return True if got is None else flag(got[0], name)
-
-    def conn_id(self) -> str:
-        got = self._get("followanalytics_conn_id")
-        return self.SKIPPED if got is None else conn_id(got[0])
-
-    def query_params(self) -> dict[str, str]:
-        got = self._get("query_params")
-        return {} if got is None else query_params(got[0])
-
-    def endpoint(self, default: str | None = None, **identifiers: str) -> str:
-        """The ``endpoint`` argument: a plain path (generic operator) or a path template with placeholders."""
-        got = self._get("endpoint")
-        if got is None:
-            return self.SKIPPED
-        if default is None:
-            return validate_endpoint(got[0])
-        return path_with_identifiers(got[0], default, identifiers)
 
 
 @dataclass(frozen=True)
@@ -568,68 +475,3 @@ def _day(seconds: str) -> str:
         return dt.datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%d")
     except (OverflowError, OSError, ValueError):
         return seconds
-
-
-# ---------------------------------------------------------------------------------- fair use
-def sub_daily_schedule(timetable: Any) -> str | None:
-    """Describe ``timetable`` when it can trigger runs less than a day apart, else ``None``.
-
-    Duck-typed over the timetables of Airflow 2.10 (``_expression``, ``_delta``) and 3.x
-    (``expression``, ``delta``, ``timetables``), so that no version-specific import is needed.
-    Manual (``None``), ``@once``, asset/dataset-triggered, daily and slower schedules give ``None``.
-    """
-    if timetable is None:
-        return None
-    if type(timetable).__name__ == "ContinuousTimetable":
-        return "@continuous"
-    inner = getattr(timetable, "timetable", None)  # AssetOrTimeSchedule / DatasetOrTimeSchedule
-    if inner is not None and inner is not timetable:
-        return sub_daily_schedule(inner)
-    delta = _attribute(timetable, "delta")
-    if delta is not None:
-        reference = dt.datetime(2024, 1, 1)
-        if reference + delta - reference < _ONE_DAY:
-            return f"every {delta}"
-        return None
-    events = _attribute(timetable, "event_dates")
-    if isinstance(events, list) and len(events) > 1:
-        ordered = sorted(events)
-        if any(later - earlier < _ONE_DAY for earlier, later in itertools.pairwise(ordered)):
-            return "on events less than a day apart"
-        return None
-    expressions = _cron_expressions(timetable)
-    if expressions and _cron_fires_within_a_day(expressions):
-        return f"cron {' | '.join(expressions)!r}"
-    return None
-
-
-def _attribute(obj: Any, name: str) -> Any:
-    value = getattr(obj, name, None)  # Airflow 3 (attrs classes)
-    return value if value is not None else getattr(obj, f"_{name}", None)  # Airflow 2
-
-
-def _cron_expressions(timetable: Any) -> list[str]:
-    parts = _attribute(timetable, "timetables")  # MultipleCronTriggerTimetable
-    candidates = parts if isinstance(parts, list) else [timetable]
-    return [expr for part in candidates if isinstance(expr := _attribute(part, "expression"), str)]
-
-
-def _cron_fires_within_a_day(expressions: list[str]) -> bool:
-    """Whether the union of the cron expressions fires twice within 24 hours, over one year."""
-    from croniter import croniter  # an Airflow dependency on 2.10 and 3.x; only needed here
-
-    start = dt.datetime(2023, 12, 31, 23, 59)
-    horizon = start + dt.timedelta(days=366)
-    fires: set[dt.datetime] = set()
-    for expression in expressions:
-        schedule = croniter(expression, start)
-        previous: dt.datetime | None = None
-        for _ in range(1000):
-            fire = schedule.get_next(dt.datetime)
-            if fire > horizon:
-                break
-            if previous is not None and fire - previous < _ONE_DAY:
-                return True
-            fires.add(fire)
-            previous = fire
-    return any(later - earlier < _ONE_DAY for earlier, later in itertools.pairwise(sorted(fires)))
