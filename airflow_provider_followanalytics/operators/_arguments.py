@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._api import validate_endpoint
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
-from airflow_provider_followanalytics.operators import _params
-from airflow_provider_followanalytics.operators._params import ExportRequest, is_blank, is_literal
+from airflow_provider_followanalytics.operators import _params, _windows
+from airflow_provider_followanalytics.operators._params import ExportRequest, is_literal
+from airflow_provider_followanalytics.operators._windows import is_blank
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -90,7 +91,7 @@ def CommaList(name: str, key: str | None = None, **options: Any) -> Arg:
 
 def DeltaStart(name: str) -> Arg:
     """The start of an open delta (``updated_since``), refused at or after the run's data interval end."""
-    return _Single((name,), (name,), _params.delta_start, {}, needs_interval=True)
+    return _Single((name,), (name,), _windows.delta_start, {}, needs_interval=True)
 
 
 def PositiveInteger(name: str) -> Arg:
@@ -111,10 +112,10 @@ class IsoWindow(Arg):
     keys: tuple[str | None, ...] = ("since_date", "until_date")
 
     def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
-        return _params.iso_window(values[0], values[1], names=(self.names[0], self.names[1]), interval=interval)
+        return _windows.iso_window(values[0], values[1], names=(self.names[0], self.names[1]), interval=interval)
 
     def check_alone(self, name: str, value: Any) -> None:
-        _params.iso_datetime(value, name)
+        _windows.iso_datetime(value, name)
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,11 @@ class Period(Arg):
     keys: tuple[str | None, ...] = ("sd", "ed")
 
     def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
-        return _params.period(*values, required=self.required)
+        return _windows.period(*values, required=self.required)
 
     def check_alone(self, name: str, value: Any) -> None:
         if not is_blank(value):
-            _params.epoch_day(value, name)
+            _windows.epoch_day(value, name)
         elif self.required:
             raise FollowAnalyticsConfigError(
                 f"{name} is required for this export (a day at midnight UTC), got {value!r}."

@@ -72,7 +72,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context  # type hints only (Airflow 2 has the same mapping type)
 
-    from airflow_provider_followanalytics.operators._params import DateLike, ListLike
+    from airflow_provider_followanalytics.operators._params import ListLike
+    from airflow_provider_followanalytics.operators._windows import DateLike
 
 __all__ = [
     "FollowAnalyticsAppDevicesExportOperator",
