@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._api import validate_endpoint
@@ -63,15 +62,20 @@ class Arg:
         return {key: str(value) for key, value in pairs if key is not None and value is not None}
 
 
-@dataclass(frozen=True)
 class _Single(Arg):
     """One attribute, checked by ``checker(value, name, **options)`` (and the interval if it needs it)."""
 
-    names: tuple[str, ...]
-    keys: tuple[str | None, ...]
-    checker: Callable[..., Any]
-    options: Mapping[str, Any]
-    needs_interval: bool = False
+    def __init__(
+        self,
+        name: str,
+        key: str | None,
+        checker: Callable[..., Any],
+        options: Mapping[str, Any],
+        *,
+        needs_interval: bool = False,
+    ) -> None:
+        self.names, self.keys = (name,), (key,)
+        self.checker, self.options, self.needs_interval = checker, options, needs_interval
 
     def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
         extra = (interval,) if self.needs_interval else ()
@@ -81,35 +85,33 @@ class _Single(Arg):
 # The kinds a declaration names; capitalised because they read as types in a class's declaration.
 def Identifier(name: str, key: str | None = None, example: str = APP) -> Arg:
     """An identifier: in the path where the template has ``{name}``, in the query when ``key`` is given."""
-    return _Single((name,), (key,), _params.identifier, {"example": example})
+    return _Single(name, key, _params.identifier, {"example": example})
 
 
 def CommaList(name: str, key: str | None = None, **options: Any) -> Arg:
     """A list or comma string, sent as ``key`` (default: its name); options of :func:`_params.comma_list`."""
-    return _Single((name,), (key or name,), _params.comma_list, options)
+    return _Single(name, key or name, _params.comma_list, options)
 
 
 def DeltaStart(name: str) -> Arg:
     """The start of an open delta (``updated_since``), refused at or after the run's data interval end."""
-    return _Single((name,), (name,), _windows.delta_start, {}, needs_interval=True)
+    return _Single(name, name, _windows.delta_start, {}, needs_interval=True)
 
 
 def PositiveInteger(name: str) -> Arg:
     """An integer id >= 1 (``42`` or ``"42"``)."""
-    return _Single((name,), (name,), _params.positive_integer, {})
+    return _Single(name, name, _params.positive_integer, {})
 
 
 def _unsent(name: str, checker: Callable[[Any], Any]) -> Arg:
     """An argument that is not a query parameter and whose checker names it itself."""
-    return _Single((name,), (None,), lambda value, _name: checker(value), {})
+    return _Single(name, None, lambda value, _name: checker(value), {})
 
 
-@dataclass(frozen=True)
 class IsoWindow(Arg):
     """``since_date`` / ``until_date``: ISO datetimes, each optional; ``until`` after ``since``."""
 
-    names: tuple[str, ...] = ("since_date", "until_date")
-    keys: tuple[str | None, ...] = ("since_date", "until_date")
+    names = keys = ("since_date", "until_date")
 
     def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
         return _windows.iso_window(values[0], values[1], names=(self.names[0], self.names[1]), interval=interval)
@@ -118,14 +120,14 @@ class IsoWindow(Arg):
         _windows.iso_datetime(value, name)
 
 
-@dataclass(frozen=True)
 class Period(Arg):
     """``period_start`` / ``period_end``: whole UTC days, sent as ``sd`` / ``ed``; both or neither
     unless ``required``."""
 
-    required: bool = False
-    names: tuple[str, ...] = ("period_start", "period_end")
-    keys: tuple[str | None, ...] = ("sd", "ed")
+    names, keys = ("period_start", "period_end"), ("sd", "ed")
+
+    def __init__(self, *, required: bool = False) -> None:
+        self.required = required
 
     def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
         return _windows.period(*values, required=self.required)
@@ -139,12 +141,10 @@ class Period(Arg):
             )
 
 
-@dataclass(frozen=True)
 class _QueryParams(Arg):
     """The generic operator's ``query_params``: a dict sent as it is (see :func:`_params.query_params`)."""
 
-    names: tuple[str, ...] = ("query_params",)
-    keys: tuple[str | None, ...] = (None,)
+    names, keys = ("query_params",), (None,)
 
     def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
         return (_params.query_params(values[0]),)
@@ -159,7 +159,7 @@ GENERIC: tuple[Arg, ...] = (_unsent("endpoint", validate_endpoint), _QueryParams
 #: How the export is delivered; checked last at run, first at parse.
 DELIVERY: tuple[Arg, ...] = (
     _unsent("file_format", _params.file_format),
-    _Single(("skip_email",), (None,), _params.flag, {}),
+    _Single("skip_email", None, _params.flag, {}),
     _unsent("followanalytics_conn_id", _params.conn_id),
 )
 
@@ -182,6 +182,7 @@ def _checked(
 
 
 def _path(operator: FollowAnalyticsExportOperator, checked: Mapping[str, Any]) -> str:
+    """The typed export's ``endpoint`` (its template) filled with the checked identifiers it names."""
     template = operator.default_endpoint or ""
     identifiers = {name: checked.get(name) for name in _PLACEHOLDER.findall(template)}
     return _params.path_with_identifiers(operator.endpoint, template, identifiers)
@@ -191,7 +192,7 @@ def check_literals(operator: FollowAnalyticsExportOperator) -> None:
     """At construction (DAG parse): check every value that is final already, raise on the first mistake."""
     checked = _checked(operator, (*DELIVERY, *GENERIC, *operator.export_arguments), is_literal)
     if operator.default_endpoint is not None and is_literal(operator.endpoint):
-        _path(operator, checked)  # identifiers still templated stay placeholders: the template's shape
+        _path(operator, checked)  # a templated identifier keeps its {placeholder}: the rest is checked
 
 
 def build_request(operator: FollowAnalyticsExportOperator, interval: Interval) -> tuple[ExportRequest, str, bool, str]:
@@ -219,11 +220,10 @@ def declare(cls: type[FollowAnalyticsExportOperator]) -> None:
     own = [name for arg in cls.export_arguments for name in arg.names]
     if "template_fields" not in cls.__dict__:
         cls.template_fields = (*own, *COMMON_FIELDS)
-    taken = [
-        name
-        for name, parameter in inspect.signature(cls.__init__).parameters.items()
-        if name != "self" and parameter.kind is parameter.KEYWORD_ONLY and name not in COMMON_FIELDS
-    ]
+    init = inspect.unwrap(cls.__init__)  # its code object: inspect.signature costs DAG parse time
+    code = init.__code__
+    keyword_only = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    taken = [name for name in keyword_only if name not in COMMON_FIELDS]
     if sorted(taken) != sorted(own):
         raise TypeError(f"{cls.__name__}.__init__ takes {taken}, but the class declares {own}.")
 
