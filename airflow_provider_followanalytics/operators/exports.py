@@ -127,7 +127,7 @@ class FollowAnalyticsExportOperator(BaseOperator):
     ui_color = "#e8f1fb"
     #: What the export is, for logs.
     export_title: ClassVar[str] = "custom"
-    # A typed export (subclass) declares the three below; the base class does the rest: template_fields,
+    # A typed export (subclass) declares these and its title; the base class does the rest: template_fields,
     # checks at parse (literal values) and after rendering, the query, logs (see ``_arguments``).
     #: Path template; ``{name}`` placeholders take the identifiers of that name. None: ``endpoint`` as given.
     default_endpoint: ClassVar[str | None] = None
@@ -151,6 +151,7 @@ class FollowAnalyticsExportOperator(BaseOperator):
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
+        # A typed export's own arguments arrive here through its __init__; BaseOperator must not get them.
         own = {name: kwargs.pop(name) for arg in self.export_arguments for name in arg.names}
         super().__init__(**kwargs)
         self.endpoint = self.default_endpoint if endpoint is None else endpoint
