@@ -16,7 +16,6 @@ the rest with two calls:
 from __future__ import annotations
 
 import inspect
-import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._api import validate_endpoint
@@ -34,7 +33,6 @@ APP = "FAAPPLI_123456789"
 SEGMENT = "FASEGMT_abcd12"
 #: The arguments of every export operator besides its own (``endpoint`` has its own default per class).
 COMMON_FIELDS = ("endpoint", "file_format", "skip_email", "followanalytics_conn_id")
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 Interval = tuple[Any, Any] | None  # the run's data interval; None at parse or without one
 
@@ -184,7 +182,8 @@ def _checked(
 def _path(operator: FollowAnalyticsExportOperator, checked: Mapping[str, Any]) -> str:
     """The typed export's ``endpoint`` (its template) filled with the checked identifiers it names."""
     template = operator.default_endpoint or ""
-    identifiers = {name: checked.get(name) for name in _PLACEHOLDER.findall(template)}
+    placeholders = [part.split("}", 1)[0] for part in template.split("{")[1:]]  # a declared template: well formed
+    identifiers = {name: checked.get(name) for name in placeholders}
     return _params.path_with_identifiers(operator.endpoint, template, identifiers)
 
 

@@ -16,15 +16,13 @@ import datetime as dt
 import json
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_followanalytics._api import quote_path_segment, validate_endpoint
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
-
-# Moved to _windows (dates, windows) and _fair_use (schedules); still importable from here.
-from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule as sub_daily_schedule
 from airflow_provider_followanalytics.operators._windows import UTC, is_blank
+
+# Moved to _windows; still importable from here.
 from airflow_provider_followanalytics.operators._windows import delta_start as delta_start
 from airflow_provider_followanalytics.operators._windows import epoch_day as epoch_day
 from airflow_provider_followanalytics.operators._windows import iso_datetime as iso_datetime
@@ -279,18 +277,22 @@ def query_params(value: Any) -> dict[str, str]:
     return query
 
 
-@dataclass(frozen=True)
 class ExportRequest:
     """What an export operator sends: the path (no suffix), the query, and how to describe it in logs.
+
+    A plain class, not a dataclass: building a dataclass costs about a millisecond of every DAG parse.
 
     :param endpoint: export path without the format suffix, identifiers percent-encoded.
     :param query: query parameters (the hook adds ``skip_email``).
     :param subject: what the export is about, for logs, e.g. ``"app 'FAAPPLI_1'"``.
     """
 
-    endpoint: str
-    query: dict[str, str] = field(default_factory=dict)
-    subject: str = ""
+    __slots__ = ("endpoint", "query", "subject")
+
+    def __init__(self, endpoint: str, query: dict[str, str] | None = None, subject: str = "") -> None:
+        self.endpoint = endpoint
+        self.query = {} if query is None else query
+        self.subject = subject
 
     def describe(self) -> str:
         """A one-line account for logs: subject, period as dates, other parameters (long values cut)."""
@@ -312,3 +314,10 @@ def _day(seconds: str) -> str:
         return dt.datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%d")
     except (OverflowError, OSError, ValueError):
         return seconds
+
+
+def sub_daily_schedule(timetable: Any) -> str | None:
+    """Moved to ``_fair_use`` (imported on first use: only a run needs it, not the DAG parse)."""
+    from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule as moved
+
+    return moved(timetable)

@@ -64,7 +64,6 @@ from airflow_provider_followanalytics.operators._arguments import (
     declare,
     passed_on,
 )
-from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule
 from airflow_provider_followanalytics.operators._windows import run_interval
 
 if TYPE_CHECKING:
@@ -196,6 +195,8 @@ class FollowAnalyticsExportOperator(BaseOperator):
 
     def _warn_if_scheduled_more_than_daily(self) -> None:
         """Log one warning when the DAG's schedule breaks the API's once-a-day fair-use rule."""
+        from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule  # a run's cost only
+
         dag = self.dag if self.has_dag() else None
         try:
             schedule = sub_daily_schedule(getattr(dag, "timetable", None))
