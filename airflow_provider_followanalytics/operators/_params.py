@@ -5,52 +5,33 @@ Pure functions (no I/O, no Airflow import): each one takes a value as the DAG au
 :class:`~airflow_provider_followanalytics.exceptions.FollowAnalyticsConfigError` with a
 message that names the argument, the value received and what is expected.
 
-:class:`ArgumentReader` applies them to an operator's attributes: in full at execution time,
-and at construction time to the values that are already final (not templates, not XComArgs),
-so that a literal mistake fails when the DAG file is parsed.
-
-The end of the module decides whether a DAG's schedule can run an export more than once a
-day (the API's fair-use rule), by duck typing the timetable of Airflow 2.10 and 3.x.
+``_arguments`` applies them to an operator's declared arguments, at DAG parse (values that are
+final already) and again after rendering.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime as dt
-import itertools
 import json
-import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_followanalytics._api import quote_path_segment, validate_endpoint
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
-from airflow_provider_followanalytics.operators._windows import (
-    refuse_empty_window,
-    refuse_late_delta_start,
-)
-from airflow_provider_followanalytics.operators._windows import shown as _shown
+from airflow_provider_followanalytics.operators._windows import UTC, is_blank
 
-#: What a period or ISO-datetime argument accepts (templates render to ``str``).
-DateLike = dt.datetime | dt.date | str | int
+# Moved to _windows; still importable from here.
+from airflow_provider_followanalytics.operators._windows import delta_start as delta_start
+from airflow_provider_followanalytics.operators._windows import epoch_day as epoch_day
+from airflow_provider_followanalytics.operators._windows import iso_datetime as iso_datetime
+from airflow_provider_followanalytics.operators._windows import iso_window as iso_window
+
 #: What a list-valued argument accepts: a list/tuple, or a comma-separated string.
 ListLike = str | Sequence[str | int]
 
 FILE_FORMATS = ("csv", "xls")
-MIN_YEAR = 2000
-MAX_YEAR = 2100
-UTC = dt.timezone.utc
-_ONE_DAY = dt.timedelta(days=1)
-_DATE_HINT = (
-    "expected a datetime, a date, an ISO 8601 string such as '2024-01-01' or "
-    "'2024-01-01T00:00:00+00:00', or seconds since the epoch"
-)
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_BASIC_DATE = re.compile(r"\d{8}")  # what {{ ds_nodash }} renders
-_DIGITS = re.compile(r"-?\d+")
-# Characters that change the meaning of a URL or of a comma list; identifiers never contain them.
 _FORBIDDEN_IN_IDENTIFIERS = {"/": "'/'", "\\": "'\\'", "?": "'?'", "#": "'#'", "%": "'%'", ",": "','"}
 
 
@@ -70,10 +51,6 @@ def is_literal(value: Any) -> bool:
     if isinstance(value, dict):
         return all(is_literal(key) and is_literal(item) for key, item in value.items())
     return False
-
-
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 # ---------------------------------------------------------------------------------- identifiers
@@ -118,16 +95,18 @@ def identifier(value: Any, name: str, example: str) -> str:
     return text
 
 
-def path_with_identifiers(template: Any, default: str, identifiers: Mapping[str, str]) -> str:
+def path_with_identifiers(template: Any, default: str, identifiers: Mapping[str, str | None]) -> str:
     """Fill ``{placeholder}`` s of an export path with percent-encoded identifiers and check the result.
 
     :param template: the operator's ``endpoint``: a path such as ``/api/apps/{app_identifier}/devices_export``.
     :param default: the documented path of the export, for messages.
-    :param identifiers: placeholder name -> identifier (already checked with :func:`identifier`).
+    :param identifiers: placeholder name -> identifier (already checked with :func:`identifier`), or
+        ``None`` for one not known yet (a template at DAG parse): its placeholder must be there and
+        stays, so that the rest of the path is checked all the same.
     """
     if not isinstance(template, str) or not template.strip():
         raise _error(f"endpoint must be an API path such as {default!r}, got {template!r}.")
-    path = template.strip()
+    path = rest = template.strip()
     for key, value in identifiers.items():
         placeholder = "{" + key + "}"
         if placeholder not in path:
@@ -135,8 +114,10 @@ def path_with_identifiers(template: Any, default: str, identifiers: Mapping[str,
                 f"endpoint {template!r} has no {placeholder} placeholder; this export puts the {key} "
                 f"in its path, e.g. {default!r}."
             )
-        path = path.replace(placeholder, quote_path_segment(value, key))
-    if "{" in path or "}" in path:
+        if value is not None:
+            path = path.replace(placeholder, quote_path_segment(value, key))
+        rest = rest.replace(placeholder, "")
+    if "{" in rest or "}" in rest:
         known = ", ".join("{" + key + "}" for key in identifiers) or "none"
         raise _error(f"endpoint {template!r} has an unknown placeholder; the ones this export fills: {known}.")
     return validate_endpoint(path)
@@ -214,153 +195,6 @@ def comma_list(
     return ",".join(checked)
 
 
-# ---------------------------------------------------------------------------------- dates
-def _from_epoch(seconds: int | float, value: Any, name: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        hint = " (milliseconds instead of seconds?)" if abs(seconds) > 1e11 else ""
-        raise _error(f"{name}={value!r} is out of range as seconds since the epoch{hint}; {_DATE_HINT}.") from None
-
-
-def _parse_text(text: str, value: Any, name: str) -> dt.datetime:
-    text = text.strip()
-    if _BASIC_DATE.fullmatch(text):  # 8 digits: YYYYMMDD (as epoch seconds it would be 1970, refused anyway)
-        try:
-            day = dt.datetime.strptime(text, "%Y%m%d").date()
-        except ValueError:
-            raise _error(f"{name}={value!r} is not a date (read as YYYYMMDD); {_DATE_HINT}.") from None
-        return dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if _DIGITS.fullmatch(text):
-        return _from_epoch(int(text), value, name)
-    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text  # Python 3.10 does not read "Z"
-    try:
-        if _ISO_DATE.fullmatch(iso):
-            day = dt.date.fromisoformat(iso)
-            return dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return dt.datetime.fromisoformat(iso)
-    except ValueError:
-        raise _error(f"{name}={value!r} is not a date: {_DATE_HINT}.") from None
-
-
-def to_utc(value: Any, name: str) -> dt.datetime:
-    """Read a datetime (naive = UTC), a date (midnight UTC), an ISO 8601 string or epoch seconds.
-
-    Digit strings are epoch seconds, except 8 digits, read as ``YYYYMMDD`` (``{{ ds_nodash }}``).
-    Years outside 2000-2100 are refused: they are mistakes (milliseconds, a wrong field).
-
-    :return: an aware datetime in UTC.
-    """
-    if isinstance(value, bool):
-        raise _error(f"{name}={value!r} is a boolean, not a date; {_DATE_HINT}.")
-    if isinstance(value, dt.datetime):
-        when = value if value.tzinfo is not None and value.utcoffset() is not None else value.replace(tzinfo=UTC)
-    elif isinstance(value, dt.date):
-        when = dt.datetime(value.year, value.month, value.day, tzinfo=UTC)
-    elif isinstance(value, (int, float)):
-        when = _from_epoch(value, value, name)
-    elif isinstance(value, str):
-        when = _parse_text(value, value, name)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-    else:
-        raise _error(f"{name}={value!r} ({type(value).__name__}) is not a date; {_DATE_HINT}.")
-    when = when.astimezone(UTC)
-    if not MIN_YEAR <= when.year <= MAX_YEAR:
-        raise _error(f"{name}={value!r} is {_shown(when)}: outside {MIN_YEAR}-{MAX_YEAR}, which cannot be meant.")
-    return when
-
-
-def epoch_day(value: Any, name: str) -> int:
-    """Turn a day into the API's ``sd``/``ed``: integer seconds since the epoch at exactly midnight UTC."""
-    when = to_utc(value, name)
-    if (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
-        raise _error(
-            f"{name}={value!r} is {_shown(when)}, not midnight UTC; FollowAnalytics "
-            "periods are whole days starting at 00:00 UTC (pass a date such as '2024-01-01', "
-            "'{{ ds }}', or the data interval of a daily schedule in UTC)."
-        )
-    return int(when.timestamp())
-
-
-def period(
-    start: Any,
-    end: Any,
-    *,
-    required: bool,
-    names: tuple[str, str] = ("period_start", "period_end"),
-) -> tuple[int | None, int | None]:
-    """Check a period and return ``(sd, ed)``; ``(None, None)`` when optional and not given.
-
-    :param start: first day (see :func:`to_utc`); must be midnight UTC.
-    :param end: end day, after ``start``; must be midnight UTC.
-    :param required: refuse a missing period (else both or neither).
-    """
-    start_name, end_name = names
-    has_start, has_end = not _is_blank(start), not _is_blank(end)
-    if not has_start and not has_end:
-        if required:
-            raise _error(
-                f"{start_name} and {end_name} are required for this export (days at midnight UTC), "
-                f"got {start!r} and {end!r}."
-            )
-        return None, None
-    if has_start != has_end:
-        if has_start:
-            given, shown, missing, absent = start_name, start, end_name, end
-        else:
-            given, shown, missing, absent = end_name, end, start_name, start
-        either = "" if required else ", or neither (the API then uses its default period)"
-        raise _error(
-            f"{missing} is missing (got {absent!r}) while {given}={shown!r} is set: "
-            f"give both {start_name} and {end_name}{either}."
-        )
-    sd, ed = epoch_day(start, start_name), epoch_day(end, end_name)
-    refuse_empty_window(sd, ed, start, end, names)
-    return sd, ed
-
-
-def iso_datetime(value: Any, name: str) -> str | None:
-    """Normalise an ISO datetime argument (``updated_since`` ...) to ISO 8601 in UTC; ``None`` if not given."""
-    if _is_blank(value):
-        return None
-    return to_utc(value, name).isoformat()
-
-
-def delta_start(value: Any, name: str, interval: tuple[Any, Any] | None = None) -> str | None:
-    """Normalise the start of an open delta (``updated_since``) and refuse one at or after the run's
-    data interval end (see ``_windows``); ``None`` if not given.
-
-    :param interval: the run's ``(data_interval_start, data_interval_end)``, if known.
-    """
-    if _is_blank(value):
-        return None
-    start = to_utc(value, name)
-    refuse_late_delta_start(start, value, name, interval)
-    return start.isoformat()
-
-
-def iso_window(
-    since: Any,
-    until: Any,
-    names: tuple[str, str] = ("since_date", "until_date"),
-    interval: tuple[Any, Any] | None = None,
-) -> tuple[str | None, str | None]:
-    """Normalise ``since_date``/``until_date`` (each optional) and refuse ``until <= since``.
-
-    ``since`` without ``until`` is an open delta, checked against the run's data ``interval``
-    like ``updated_since``.
-    """
-    if _is_blank(until):
-        return delta_start(since, names[0], interval), None
-    until_iso = iso_datetime(until, names[1])
-    if _is_blank(since):
-        return None, until_iso
-    start, end = to_utc(since, names[0]), to_utc(until, names[1])
-    refuse_empty_window(start, end, since, until, names)
-    return start.isoformat(), until_iso
-
-
 # ---------------------------------------------------------------------------------- scalars
 def positive_integer(value: Any, name: str) -> int:
     """An integer id given as ``int`` or digit string (``"42"``), >= 1."""
@@ -422,7 +256,7 @@ def query_params(value: Any) -> dict[str, str]:
     Lists become comma lists, booleans ``true``/``false``, ``None`` values are dropped.
     ``skip_email`` is refused here: it has its own argument.
     """
-    if _is_blank(value):
+    if is_blank(value):
         return {}
     if isinstance(value, str):
         parsed = _read_literal(value.strip()) if value.strip().startswith("{") else None
@@ -443,110 +277,22 @@ def query_params(value: Any) -> dict[str, str]:
     return query
 
 
-# ---------------------------------------------------------------------------------- operators
-class ArgumentReader:
-    """Reads an operator's arguments by name, through the checks above.
-
-    At execution (``literal_only=False``) every value is final and checked. At construction
-    (``literal_only=True``) a value that is still a template or an XComArg is skipped, and the
-    method returns a placeholder of the right type instead (never sent anywhere), so that one
-    reader serves both moments and the operator code lists each check once.
-
-    :param source: the operator (its attributes hold the arguments).
-    :param literal_only: skip values that are not final yet.
-    """
-
-    SKIPPED = "templated"
-
-    def __init__(self, source: object, *, literal_only: bool = False, interval: tuple[Any, Any] | None = None) -> None:
-        self.source = source
-        self.literal_only = literal_only
-        self.interval = interval  # the DAG run's data interval (execution time only)
-
-    def _get(self, *names: str) -> tuple[Any, ...] | None:
-        """The named values, or None when one of them is not final yet (construction time)."""
-        values = tuple(getattr(self.source, name) for name in names)
-        if self.literal_only and not all(is_literal(value) for value in values):
-            return None
-        return values
-
-    def identifier(self, name: str, example: str) -> str:
-        got = self._get(name)
-        return self.SKIPPED if got is None else identifier(got[0], name, example)
-
-    def comma_list(self, name: str, **options: Any) -> str | None:
-        got = self._get(name)
-        return None if got is None else comma_list(got[0], name, **options)
-
-    def period(self, *, required: bool) -> tuple[int | None, int | None]:
-        got = self._get("period_start", "period_end")
-        if got is not None:
-            return period(got[0], got[1], required=required)
-        # One side is still a template: check the other alone (the pair is checked at execution).
-        for name in ("period_start", "period_end"):
-            single = self._get(name)
-            if single is not None and not _is_blank(single[0]):
-                epoch_day(single[0], name)
-            elif single is not None and required:
-                raise _error(f"{name} is required for this export (a day at midnight UTC), got {single[0]!r}.")
-        return None, None
-
-    def iso_datetime(self, name: str) -> str | None:
-        got = self._get(name)
-        return None if got is None else iso_datetime(got[0], name)
-
-    def delta_start(self, name: str) -> str | None:
-        got = self._get(name)
-        return None if got is None else delta_start(got[0], name, self.interval)
-
-    def iso_window(self, since_name: str, until_name: str) -> tuple[str | None, str | None]:
-        got = self._get(since_name, until_name)
-        if got is not None:
-            return iso_window(got[0], got[1], names=(since_name, until_name), interval=self.interval)
-        return self.iso_datetime(since_name), self.iso_datetime(until_name)  # each alone, if final
-
-    def positive_integer(self, name: str) -> int:
-        got = self._get(name)
-        return 0 if got is None else positive_integer(got[0], name)
-
-    def file_format(self) -> str:
-        got = self._get("file_format")
-        return FILE_FORMATS[0] if got is None else file_format(got[0])
-
-    def flag(self, name: str) -> bool:
-        got = self._get(name)
-        return True if got is None else flag(got[0], name)
-
-    def conn_id(self) -> str:
-        got = self._get("followanalytics_conn_id")
-        return self.SKIPPED if got is None else conn_id(got[0])
-
-    def query_params(self) -> dict[str, str]:
-        got = self._get("query_params")
-        return {} if got is None else query_params(got[0])
-
-    def endpoint(self, default: str | None = None, **identifiers: str) -> str:
-        """The ``endpoint`` argument: a plain path (generic operator) or a path template with placeholders."""
-        got = self._get("endpoint")
-        if got is None:
-            return self.SKIPPED
-        if default is None:
-            return validate_endpoint(got[0])
-        return path_with_identifiers(got[0], default, identifiers)
-
-
-@dataclass(frozen=True)
 class ExportRequest:
     """What an export operator sends: the path (no suffix), the query, and how to describe it in logs.
+
+    A plain class, not a dataclass: building a dataclass costs about a millisecond of every DAG parse.
 
     :param endpoint: export path without the format suffix, identifiers percent-encoded.
     :param query: query parameters (the hook adds ``skip_email``).
     :param subject: what the export is about, for logs, e.g. ``"app 'FAAPPLI_1'"``.
     """
 
-    endpoint: str
-    query: dict[str, str] = field(default_factory=dict)
-    subject: str = ""
+    __slots__ = ("endpoint", "query", "subject")
+
+    def __init__(self, endpoint: str, query: dict[str, str] | None = None, subject: str = "") -> None:
+        self.endpoint = endpoint
+        self.query = {} if query is None else query
+        self.subject = subject
 
     def describe(self) -> str:
         """A one-line account for logs: subject, period as dates, other parameters (long values cut)."""
@@ -570,66 +316,8 @@ def _day(seconds: str) -> str:
         return seconds
 
 
-# ---------------------------------------------------------------------------------- fair use
 def sub_daily_schedule(timetable: Any) -> str | None:
-    """Describe ``timetable`` when it can trigger runs less than a day apart, else ``None``.
+    """Moved to ``_fair_use`` (imported on first use: only a run needs it, not the DAG parse)."""
+    from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule as moved
 
-    Duck-typed over the timetables of Airflow 2.10 (``_expression``, ``_delta``) and 3.x
-    (``expression``, ``delta``, ``timetables``), so that no version-specific import is needed.
-    Manual (``None``), ``@once``, asset/dataset-triggered, daily and slower schedules give ``None``.
-    """
-    if timetable is None:
-        return None
-    if type(timetable).__name__ == "ContinuousTimetable":
-        return "@continuous"
-    inner = getattr(timetable, "timetable", None)  # AssetOrTimeSchedule / DatasetOrTimeSchedule
-    if inner is not None and inner is not timetable:
-        return sub_daily_schedule(inner)
-    delta = _attribute(timetable, "delta")
-    if delta is not None:
-        reference = dt.datetime(2024, 1, 1)
-        if reference + delta - reference < _ONE_DAY:
-            return f"every {delta}"
-        return None
-    events = _attribute(timetable, "event_dates")
-    if isinstance(events, list) and len(events) > 1:
-        ordered = sorted(events)
-        if any(later - earlier < _ONE_DAY for earlier, later in itertools.pairwise(ordered)):
-            return "on events less than a day apart"
-        return None
-    expressions = _cron_expressions(timetable)
-    if expressions and _cron_fires_within_a_day(expressions):
-        return f"cron {' | '.join(expressions)!r}"
-    return None
-
-
-def _attribute(obj: Any, name: str) -> Any:
-    value = getattr(obj, name, None)  # Airflow 3 (attrs classes)
-    return value if value is not None else getattr(obj, f"_{name}", None)  # Airflow 2
-
-
-def _cron_expressions(timetable: Any) -> list[str]:
-    parts = _attribute(timetable, "timetables")  # MultipleCronTriggerTimetable
-    candidates = parts if isinstance(parts, list) else [timetable]
-    return [expr for part in candidates if isinstance(expr := _attribute(part, "expression"), str)]
-
-
-def _cron_fires_within_a_day(expressions: list[str]) -> bool:
-    """Whether the union of the cron expressions fires twice within 24 hours, over one year."""
-    from croniter import croniter  # an Airflow dependency on 2.10 and 3.x; only needed here
-
-    start = dt.datetime(2023, 12, 31, 23, 59)
-    horizon = start + dt.timedelta(days=366)
-    fires: set[dt.datetime] = set()
-    for expression in expressions:
-        schedule = croniter(expression, start)
-        previous: dt.datetime | None = None
-        for _ in range(1000):
-            fire = schedule.get_next(dt.datetime)
-            if fire > horizon:
-                break
-            if previous is not None and fire - previous < _ONE_DAY:
-                return True
-            fires.add(fire)
-            previous = fire
-    return any(later - earlier < _ONE_DAY for earlier, later in itertools.pairwise(sorted(fires)))
+    return moved(timetable)

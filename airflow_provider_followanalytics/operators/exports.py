@@ -49,12 +49,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_followanalytics._compat import BaseOperator
 from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
-from airflow_provider_followanalytics.operators._params import (
-    ArgumentReader,
-    DateLike,
-    ExportRequest,
-    ListLike,
-    sub_daily_schedule,
+from airflow_provider_followanalytics.operators._arguments import (
+    APP,
+    SEGMENT,
+    Arg,
+    CommaList,
+    DeltaStart,
+    Identifier,
+    IsoWindow,
+    Period,
+    PositiveInteger,
+    build_request,
+    check_literals,
+    declare,
+    passed_on,
 )
 from airflow_provider_followanalytics.operators._windows import run_interval
 
@@ -62,6 +70,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context  # type hints only (Airflow 2 has the same mapping type)
+
+    from airflow_provider_followanalytics.operators._params import ListLike
+    from airflow_provider_followanalytics.operators._windows import DateLike
 
 __all__ = [
     "FollowAnalyticsAppDevicesExportOperator",
@@ -75,14 +86,6 @@ __all__ = [
 ]
 
 DEFAULT_CONN_ID = "followanalytics_default"
-_COMMON_FIELDS = ("endpoint", "file_format", "skip_email", "followanalytics_conn_id")
-_APP = "FAAPPLI_123456789"
-_SEGMENT = "FASEGMT_abcd12"
-
-
-def _query(**values: Any) -> dict[str, str]:
-    """Query parameters as text, without the ones not given."""
-    return {key: str(value) for key, value in values.items() if value is not None}
 
 
 class FollowAnalyticsExportOperator(BaseOperator):
@@ -123,6 +126,19 @@ class FollowAnalyticsExportOperator(BaseOperator):
     ui_color = "#e8f1fb"
     #: What the export is, for logs.
     export_title: ClassVar[str] = "custom"
+    # A typed export (subclass) declares these and its title; the base class does the rest: template_fields,
+    # checks at parse (literal values) and after rendering, the query, logs (see ``_arguments``).
+    #: Path template; ``{name}`` placeholders take the identifiers of that name. None: ``endpoint`` as given.
+    default_endpoint: ClassVar[str | None] = None
+    #: The export's own arguments, in the order they are checked and sent.
+    export_arguments: ClassVar[tuple[Arg, ...]] = ()
+    #: What the export is about, for logs, formatted with the checked arguments.
+    export_subject: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "export_arguments" in cls.__dict__:
+            declare(cls)
 
     def __init__(
         self,
@@ -134,12 +150,16 @@ class FollowAnalyticsExportOperator(BaseOperator):
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
+        # A typed export's own arguments arrive here through its __init__; BaseOperator must not get them.
+        own = {name: kwargs.pop(name) for arg in self.export_arguments for name in arg.names}
         super().__init__(**kwargs)
-        self.endpoint = endpoint
+        self.endpoint = self.default_endpoint if endpoint is None else endpoint
         self.query_params = query_params
         self.file_format = file_format
         self.skip_email = skip_email
         self.followanalytics_conn_id = followanalytics_conn_id
+        for name, value in own.items():
+            setattr(self, name, value)
         if kwargs.get("params") and query_params is None and type(self) is FollowAnalyticsExportOperator:
             self.log.warning(
                 "FollowAnalyticsExportOperator %r got params= but no query_params=: params are Airflow DAG "
@@ -147,27 +167,12 @@ class FollowAnalyticsExportOperator(BaseOperator):
                 "Put the export's query parameters in query_params={...}.",
                 self.task_id,
             )
-        # Fail at DAG parse for literal mistakes. Subclasses set their own arguments after this
-        # call and check them at the end of their __init__, hence the non-virtual call here.
-        literals = ArgumentReader(self, literal_only=True)
-        self._delivery(literals)
-        FollowAnalyticsExportOperator._build_request(self, literals)
-
-    def _build_request(self, args: ArgumentReader) -> ExportRequest:
-        """Check the arguments and build the request (overridden by each export type)."""
-        return ExportRequest(args.endpoint(), args.query_params())
-
-    @staticmethod
-    def _delivery(args: ArgumentReader) -> tuple[str, bool, str]:
-        """Check ``file_format``, ``skip_email`` and the connection id."""
-        return args.file_format(), args.flag("skip_email"), args.conn_id()
+        check_literals(self)  # a literal mistake fails the DAG file's parse
 
     def execute(self, context: Context) -> str:
         """Start the export (see the class docstring); return the callback URL or the e-mail message."""
         # Everything is rendered now: check it all, delta windows against the run's data interval.
-        args = ArgumentReader(self, interval=run_interval(context))
-        request = self._build_request(args)
-        file_format, skip_email, conn_id = self._delivery(args)
+        request, file_format, skip_email, conn_id = build_request(self, run_interval(context))
         self._warn_if_scheduled_more_than_daily()
         self.log.info(
             "Starting FollowAnalytics %s export (%s): GET %s.%s, skip_email=%s",
@@ -190,6 +195,8 @@ class FollowAnalyticsExportOperator(BaseOperator):
 
     def _warn_if_scheduled_more_than_daily(self) -> None:
         """Log one warning when the DAG's schedule breaks the API's once-a-day fair-use rule."""
+        from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule  # a run's cost only
+
         dag = self.dag if self.has_dag() else None
         try:
             schedule = sub_daily_schedule(getattr(dag, "timetable", None))
@@ -204,6 +211,12 @@ class FollowAnalyticsExportOperator(BaseOperator):
                 getattr(dag, "dag_id", "?"),
                 schedule,
             )
+
+
+# Each typed export below only declares itself. Its explicit __init__ is there for IDEs, type checkers
+# and Airflow, which reads the signature (default_args, required arguments, partial/expand); the body
+# passes every argument on to the base class, and ``declare`` refuses a signature that drifts from
+# ``export_arguments``.
 
 
 class FollowAnalyticsSegmentDevicesExportOperator(FollowAnalyticsExportOperator):
@@ -237,9 +250,14 @@ class FollowAnalyticsSegmentDevicesExportOperator(FollowAnalyticsExportOperator)
     :return: the callback URL (``skip_email=True``), else the API's confirmation message.
     """
 
-    template_fields: Sequence[str] = ("segment_id", "fields", "updated_since", *_COMMON_FIELDS)
-    default_endpoint: ClassVar[str] = "/segments/{segment_id}/devices_export"
+    default_endpoint = "/segments/{segment_id}/devices_export"
+    export_arguments = (
+        Identifier("segment_id", example=SEGMENT),
+        CommaList("fields", example="current_user_id"),
+        DeltaStart("updated_since"),
+    )
     export_title = "segment devices"
+    export_subject = "segment {segment_id!r}"
 
     def __init__(
         self,
@@ -253,25 +271,7 @@ class FollowAnalyticsSegmentDevicesExportOperator(FollowAnalyticsExportOperator)
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            endpoint=self.default_endpoint if endpoint is None else endpoint,
-            file_format=file_format,
-            skip_email=skip_email,
-            followanalytics_conn_id=followanalytics_conn_id,
-            **kwargs,
-        )
-        self.segment_id = segment_id
-        self.fields = fields
-        self.updated_since = updated_since
-        self._build_request(ArgumentReader(self, literal_only=True))
-
-    def _build_request(self, args: ArgumentReader) -> ExportRequest:
-        segment = args.identifier("segment_id", _SEGMENT)
-        query = _query(
-            fields=args.comma_list("fields", example="current_user_id"),
-            updated_since=args.delta_start("updated_since"),
-        )
-        return ExportRequest(args.endpoint(self.default_endpoint, segment_id=segment), query, f"segment {segment!r}")
+        super().__init__(**passed_on(locals()))
 
 
 class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
@@ -309,17 +309,17 @@ class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
     leaves the filter out).
     """
 
-    template_fields: Sequence[str] = (
-        "app_identifier",
-        "fields",
-        "current_user_ids",
-        "device_ids",
-        "segment_ids",
-        "updated_since",
-        *_COMMON_FIELDS,
+    default_endpoint = "/api/apps/{app_identifier}/devices_export"
+    export_arguments = (
+        Identifier("app_identifier"),
+        CommaList("fields", example="device_id"),
+        CommaList("current_user_ids", allow_spaces=True, example="user-42"),
+        CommaList("device_ids", example="device-1"),
+        CommaList("segment_ids", identifiers=True, example=SEGMENT),
+        DeltaStart("updated_since"),
     )
-    default_endpoint: ClassVar[str] = "/api/apps/{app_identifier}/devices_export"
     export_title = "app devices"
+    export_subject = "app {app_identifier!r}"
 
     def __init__(
         self,
@@ -336,31 +336,7 @@ class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            endpoint=self.default_endpoint if endpoint is None else endpoint,
-            file_format=file_format,
-            skip_email=skip_email,
-            followanalytics_conn_id=followanalytics_conn_id,
-            **kwargs,
-        )
-        self.app_identifier = app_identifier
-        self.fields = fields
-        self.current_user_ids = current_user_ids
-        self.device_ids = device_ids
-        self.segment_ids = segment_ids
-        self.updated_since = updated_since
-        self._build_request(ArgumentReader(self, literal_only=True))
-
-    def _build_request(self, args: ArgumentReader) -> ExportRequest:
-        app = args.identifier("app_identifier", _APP)
-        query = _query(
-            fields=args.comma_list("fields", example="device_id"),
-            current_user_ids=args.comma_list("current_user_ids", allow_spaces=True, example="user-42"),
-            device_ids=args.comma_list("device_ids", example="device-1"),
-            segment_ids=args.comma_list("segment_ids", identifiers=True, example=_SEGMENT),
-            updated_since=args.delta_start("updated_since"),
-        )
-        return ExportRequest(args.endpoint(self.default_endpoint, app_identifier=app), query, f"app {app!r}")
+        super().__init__(**passed_on(locals()))
 
 
 class FollowAnalyticsAppEventsExportOperator(FollowAnalyticsExportOperator):
@@ -398,18 +374,17 @@ class FollowAnalyticsAppEventsExportOperator(FollowAnalyticsExportOperator):
     :return: the callback URL (``skip_email=True``), else the API's confirmation message.
     """
 
-    template_fields: Sequence[str] = (
-        "app_identifier",
-        "fields",
-        "since_date",
-        "until_date",
-        "device_ids",
-        "user_ids",
-        "session_ids",
-        *_COMMON_FIELDS,
+    default_endpoint = "/api/apps/{app_identifier}/events_export"
+    export_arguments = (
+        Identifier("app_identifier"),
+        CommaList("fields", example="event_name"),
+        IsoWindow(),  # since_date, until_date
+        CommaList("device_ids", example="device-1"),
+        CommaList("user_ids", allow_spaces=True, example="user-42"),
+        CommaList("session_ids", example="session-1"),
     )
-    default_endpoint: ClassVar[str] = "/api/apps/{app_identifier}/events_export"
     export_title = "app events"
+    export_subject = "app {app_identifier!r}"
 
     def __init__(
         self,
@@ -427,47 +402,10 @@ class FollowAnalyticsAppEventsExportOperator(FollowAnalyticsExportOperator):
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            endpoint=self.default_endpoint if endpoint is None else endpoint,
-            file_format=file_format,
-            skip_email=skip_email,
-            followanalytics_conn_id=followanalytics_conn_id,
-            **kwargs,
-        )
-        self.app_identifier = app_identifier
-        self.fields = fields
-        self.since_date = since_date
-        self.until_date = until_date
-        self.device_ids = device_ids
-        self.user_ids = user_ids
-        self.session_ids = session_ids
-        self._build_request(ArgumentReader(self, literal_only=True))
-
-    def _build_request(self, args: ArgumentReader) -> ExportRequest:
-        app = args.identifier("app_identifier", _APP)
-        since, until = args.iso_window("since_date", "until_date")
-        query = _query(
-            fields=args.comma_list("fields", example="event_name"),
-            since_date=since,
-            until_date=until,
-            device_ids=args.comma_list("device_ids", example="device-1"),
-            user_ids=args.comma_list("user_ids", allow_spaces=True, example="user-42"),
-            session_ids=args.comma_list("session_ids", example="session-1"),
-        )
-        return ExportRequest(args.endpoint(self.default_endpoint, app_identifier=app), query, f"app {app!r}")
+        super().__init__(**passed_on(locals()))
 
 
-class _PeriodExportOperator(FollowAnalyticsExportOperator):
-    """Shared parts of the exports over whole UTC days (``sd``/``ed``)."""
-
-    period_required: ClassVar[bool] = True
-
-    def _period(self, args: ArgumentReader) -> dict[str, str]:
-        sd, ed = args.period(required=self.period_required)
-        return _query(sd=sd, ed=ed)
-
-
-class FollowAnalyticsPerformanceExportOperator(_PeriodExportOperator):
+class FollowAnalyticsPerformanceExportOperator(FollowAnalyticsExportOperator):
     """Export performance figures (downloads, engagement, crashes) of one or more apps over whole days.
 
     Calls ``/api/performance_export`` with ``apps``, ``sd`` and ``ed``.
@@ -493,9 +431,13 @@ class FollowAnalyticsPerformanceExportOperator(_PeriodExportOperator):
     :return: the callback URL (``skip_email=True``), else the API's confirmation message.
     """
 
-    template_fields: Sequence[str] = ("app_identifiers", "period_start", "period_end", *_COMMON_FIELDS)
-    default_endpoint: ClassVar[str] = "/api/performance_export"
+    default_endpoint = "/api/performance_export"
+    export_arguments = (
+        CommaList("app_identifiers", key="apps", required=True, identifiers=True, example=APP),
+        Period(required=True),  # period_start, period_end as sd, ed
+    )
     export_title = "performance"
+    export_subject = "apps {app_identifiers}"
 
     def __init__(
         self,
@@ -509,25 +451,10 @@ class FollowAnalyticsPerformanceExportOperator(_PeriodExportOperator):
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            endpoint=self.default_endpoint if endpoint is None else endpoint,
-            file_format=file_format,
-            skip_email=skip_email,
-            followanalytics_conn_id=followanalytics_conn_id,
-            **kwargs,
-        )
-        self.app_identifiers = app_identifiers
-        self.period_start = period_start
-        self.period_end = period_end
-        self._build_request(ArgumentReader(self, literal_only=True))
-
-    def _build_request(self, args: ArgumentReader) -> ExportRequest:
-        apps = args.comma_list("app_identifiers", required=True, identifiers=True, example=_APP)
-        query = {**_query(apps=apps), **self._period(args)}
-        return ExportRequest(args.endpoint(self.default_endpoint), query, f"apps {apps}")
+        super().__init__(**passed_on(locals()))
 
 
-class FollowAnalyticsUserMetricsExportOperator(_PeriodExportOperator):
+class FollowAnalyticsUserMetricsExportOperator(FollowAnalyticsExportOperator):
     """Export the user analytics metrics (high-level stats) of an app over whole days.
 
     Calls ``/api/apps/{app_identifier}/analytics/download_metrics`` with ``sd`` and ``ed``.
@@ -557,9 +484,10 @@ class FollowAnalyticsUserMetricsExportOperator(_PeriodExportOperator):
     :return: the callback URL (``skip_email=True``), else the API's confirmation message.
     """
 
-    template_fields: Sequence[str] = ("app_identifier", "period_start", "period_end", *_COMMON_FIELDS)
-    default_endpoint: ClassVar[str] = "/api/apps/{app_identifier}/analytics/download_metrics"
+    default_endpoint = "/api/apps/{app_identifier}/analytics/download_metrics"
+    export_arguments = (Identifier("app_identifier", key="apps"), Period(required=True))  # the path's app as apps
     export_title = "user metrics"
+    export_subject = "app {app_identifier!r}"
 
     def __init__(
         self,
@@ -573,25 +501,10 @@ class FollowAnalyticsUserMetricsExportOperator(_PeriodExportOperator):
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            endpoint=self.default_endpoint if endpoint is None else endpoint,
-            file_format=file_format,
-            skip_email=skip_email,
-            followanalytics_conn_id=followanalytics_conn_id,
-            **kwargs,
-        )
-        self.app_identifier = app_identifier
-        self.period_start = period_start
-        self.period_end = period_end
-        self._build_request(ArgumentReader(self, literal_only=True))
-
-    def _build_request(self, args: ArgumentReader) -> ExportRequest:
-        app = args.identifier("app_identifier", _APP)
-        query = {**_query(apps=app), **self._period(args)}
-        return ExportRequest(args.endpoint(self.default_endpoint, app_identifier=app), query, f"app {app!r}")
+        super().__init__(**passed_on(locals()))
 
 
-class FollowAnalyticsEventAnalysisExportOperator(_PeriodExportOperator):
+class FollowAnalyticsEventAnalysisExportOperator(FollowAnalyticsExportOperator):
     """Export the top events of an app, over whole days or the API's default (the last 6 days).
 
     Calls ``/api/events_export`` with ``app`` and, when a period is given, ``sd`` and ``ed``
@@ -619,10 +532,10 @@ class FollowAnalyticsEventAnalysisExportOperator(_PeriodExportOperator):
     :return: the callback URL (``skip_email=True``), else the API's confirmation message.
     """
 
-    template_fields: Sequence[str] = ("app_identifier", "period_start", "period_end", *_COMMON_FIELDS)
-    default_endpoint: ClassVar[str] = "/api/events_export"
+    default_endpoint = "/api/events_export"
+    export_arguments = (Identifier("app_identifier", key="app"), Period())
     export_title = "event analysis"
-    period_required = False
+    export_subject = "app {app_identifier!r}"
 
     def __init__(
         self,
@@ -636,25 +549,10 @@ class FollowAnalyticsEventAnalysisExportOperator(_PeriodExportOperator):
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            endpoint=self.default_endpoint if endpoint is None else endpoint,
-            file_format=file_format,
-            skip_email=skip_email,
-            followanalytics_conn_id=followanalytics_conn_id,
-            **kwargs,
-        )
-        self.app_identifier = app_identifier
-        self.period_start = period_start
-        self.period_end = period_end
-        self._build_request(ArgumentReader(self, literal_only=True))
-
-    def _build_request(self, args: ArgumentReader) -> ExportRequest:
-        app = args.identifier("app_identifier", _APP)
-        query = {**_query(app=app), **self._period(args)}
-        return ExportRequest(args.endpoint(self.default_endpoint), query, f"app {app!r}")
+        super().__init__(**passed_on(locals()))
 
 
-class FollowAnalyticsEventContextExportOperator(_PeriodExportOperator):
+class FollowAnalyticsEventContextExportOperator(FollowAnalyticsExportOperator):
     """Export the context of one event of an app (what surrounds it), over whole days or the API's default.
 
     Calls ``/api/event_details_export`` with ``app``, ``event_id`` and, when a period is given,
@@ -684,10 +582,10 @@ class FollowAnalyticsEventContextExportOperator(_PeriodExportOperator):
     :return: the callback URL (``skip_email=True``), else the API's confirmation message.
     """
 
-    template_fields: Sequence[str] = ("app_identifier", "event_id", "period_start", "period_end", *_COMMON_FIELDS)
-    default_endpoint: ClassVar[str] = "/api/event_details_export"
+    default_endpoint = "/api/event_details_export"
+    export_arguments = (Identifier("app_identifier", key="app"), PositiveInteger("event_id"), Period())
     export_title = "event context"
-    period_required = False
+    export_subject = "app {app_identifier!r}, event {event_id}"
 
     def __init__(
         self,
@@ -702,21 +600,4 @@ class FollowAnalyticsEventContextExportOperator(_PeriodExportOperator):
         followanalytics_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            endpoint=self.default_endpoint if endpoint is None else endpoint,
-            file_format=file_format,
-            skip_email=skip_email,
-            followanalytics_conn_id=followanalytics_conn_id,
-            **kwargs,
-        )
-        self.app_identifier = app_identifier
-        self.event_id = event_id
-        self.period_start = period_start
-        self.period_end = period_end
-        self._build_request(ArgumentReader(self, literal_only=True))
-
-    def _build_request(self, args: ArgumentReader) -> ExportRequest:
-        app = args.identifier("app_identifier", _APP)
-        event_id = args.positive_integer("event_id")
-        query = {**_query(app=app, event_id=event_id), **self._period(args)}
-        return ExportRequest(args.endpoint(self.default_endpoint), query, f"app {app!r}, event {event_id}")
+        super().__init__(**passed_on(locals()))
