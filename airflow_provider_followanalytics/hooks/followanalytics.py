@@ -13,8 +13,6 @@ that imports this provider's operators does not pay for them at parse time.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import threading
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -24,7 +22,6 @@ from airflow_provider_followanalytics._api import (
     ConnectionSettings,
     raise_for_callback,
     settings_from_connection,
-    token_from_login_response,
     unwrap_envelope,
     validate_endpoint,
 )
@@ -34,26 +31,17 @@ from airflow_provider_followanalytics._urls import (
     export_token_of,
     is_insecure_remote,
     redact_text,
-    redact_url,
     validate_callback_url,
 )
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAPIError,
     FollowAnalyticsConfigError,
-    FollowAnalyticsDownloadError,
-    FollowAnalyticsError,
     FollowAnalyticsExportNotReadyError,
 )
 from airflow_provider_followanalytics.hooks._async_client import AsyncClient, env_proxy_for
 from airflow_provider_followanalytics.hooks._export_stream import ExportStream
-from airflow_provider_followanalytics.hooks._policy import (
-    Outcome,
-    RequestPolicy,
-    classify,
-    redirect_error,
-    transport_failure,
-)
-from airflow_provider_followanalytics.hooks._tokens import TokenKeeper, request_headers
+from airflow_provider_followanalytics.hooks._sync_client import SyncClient
+from airflow_provider_followanalytics.hooks._tokens import TokenKeeper
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -65,27 +53,6 @@ FILE_FORMATS = ("csv", "xls")
 DOWNLOAD_CHUNK_SIZE = 1 << 20
 #: test_connection() must answer within seconds (the UI's Test button): one attempt, this timeout at most.
 TEST_CONNECTION_TIMEOUT = 5.0
-
-
-def _keep_headers(request: Any) -> Any:
-    """A no-op ``requests`` auth: the hook sets ``Authorization`` itself."""
-    return request
-
-
-class _RedactExportTokens(logging.Filter):
-    """urllib3 logs request URLs at DEBUG level; hide export tokens in them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(redact_url(arg) if isinstance(arg, str) else arg for arg in args)
-        return True
-
-
-def _redact_urllib3_logs() -> None:
-    logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _RedactExportTokens) for f in logger.filters):
-        logger.addFilter(_RedactExportTokens())
 
 
 class FollowAnalyticsHook(BaseHook):
@@ -145,8 +112,7 @@ class FollowAnalyticsHook(BaseHook):
         }
         self._settings: ConnectionSettings | None = None
         self._tokens = TokenKeeper()  # one token for the sync and the async client
-        self._session_lock = threading.Lock()
-        self._session: requests.Session | None = None
+        self._sync = SyncClient(self._tokens, self.log)
         self._async = AsyncClient(self._tokens, self.log)
 
     # ------------------------------------------------------------------ connection form (Airflow 2)
@@ -219,30 +185,14 @@ class FollowAnalyticsHook(BaseHook):
     def _secrets(self) -> tuple[str | None, ...]:
         return self._tokens.secrets(self._settings.password if self._settings else None)
 
-    # ------------------------------------------------------------------ sync HTTP
+    # ------------------------------------------------------------------ sync HTTP: see _sync_client.py
     def get_session(self) -> requests.Session:
         """The hook's ``requests`` session (connection pooling; credentials are not stored in it)."""
-        with self._session_lock:  # one session (one connection pool) per hook, even across threads
-            if self._session is None:
-                import requests
-                from requests.adapters import HTTPAdapter
-
-                _redact_urllib3_logs()
-                session = requests.Session()
-                # Keep trust_env for proxies and CA bundles, but a truthy session.auth stops requests
-                # from replacing our Authorization header with ~/.netrc credentials.
-                session.auth = _keep_headers
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
-                session.mount("https://", adapter)
-                session.mount("http://", adapter)
-                self._session = session
-            return self._session
+        return self._sync.session()
 
     def close(self) -> None:
         """Close the sync session (the async one is closed by :meth:`aclose`)."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        self._sync.close()
 
     def get_conn(self) -> requests.Session:
         """Return the ``requests`` session, logged in (Airflow's usual hook entry point)."""
@@ -251,99 +201,11 @@ class FollowAnalyticsHook(BaseHook):
 
     def login(self) -> str:
         """Log in if no token is held, and return the token. Thread-safe: one login per hook."""
-        with self._tokens.lock:
-            if self._tokens.token is None:
-                return self._tokens.remember(self._login_request())
-            return self._tokens.token
+        return self._sync.login(self.settings)
 
-    def _login_request(self) -> str:
-        settings = self.settings
-        response = self._send(
-            "POST",
-            f"{settings.base_url}/api/login",
-            what="POST /api/login",
-            json={"email": settings.email, "password": settings.password},
-            authenticate=False,
-        )
-        try:
-            text = response.text
-        finally:
-            response.close()
-        token = token_from_login_response(
-            response.status_code,
-            response.headers.get("Content-Type", ""),
-            text,
-            settings.email,
-            secrets=self._secrets(),
-        )
-        self.log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
-        return token
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        what: str,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        stream: bool = False,
-        authenticate: bool = True,
-        headers: dict[str, str] | None = None,
-    ) -> requests.Response:
-        """Send one request with retries and re-login; return the final response (any status).
-
-        The policy is ``_policy``'s: network errors, timeouts, 429 and 5xx are retried with backoff
-        (``RequestPolicy.retrying``), a 401/403 to a token logs in again once, redirects are refused.
-        """
-        import requests
-
-        settings = self.settings
-        session = self.get_session()
-        relogged = False
-        # Not self in what tenacity keeps: its Retrying is a reference cycle, which would keep the
-        # hook (and its sockets) alive until the next garbage collection.
-        tokens, base_url = self._tokens, settings.base_url
-
-        def failure(exc: BaseException, attempts: int | None = None) -> FollowAnalyticsError:
-            tls = isinstance(exc, requests.exceptions.SSLError)  # the same handshake would fail again
-            secrets = tokens.secrets(settings.password)
-            return transport_failure(what, exc, tls=tls, base_url=base_url, secrets=secrets, attempts=attempts)
-
-        def send(token: str | None) -> requests.Response:
-            request_headers_ = request_headers(token, has_body=json is not None)
-            request_headers_.update(headers or {})
-            try:
-                return session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    headers=request_headers_,
-                    timeout=(settings.timeout, settings.timeout),
-                    stream=stream,
-                    allow_redirects=False,  # never carry the token to wherever a redirect points
-                )
-            except requests.exceptions.SSLError as exc:  # not retried
-                raise failure(exc) from None
-
-        def attempt() -> requests.Response:
-            nonlocal relogged
-            token = self.login() if authenticate else None
-            response = send(token)
-            if classify(response.status_code, may_relogin=authenticate and not relogged) is Outcome.RELOGIN:
-                response.close()
-                self.log.info("FollowAnalytics %s answered %d: logging in again once", what, response.status_code)
-                self._tokens.forget(token)
-                relogged = True
-                response = send(self.login())
-            if classify(response.status_code, may_relogin=False) is Outcome.REDIRECT:
-                response.close()
-                raise redirect_error(what, response.status_code, response.headers.get("Location"))
-            return response
-
-        transient = (requests.ConnectionError, requests.Timeout)
-        return RequestPolicy.of(settings).retrying(what, self.log, transient, failure)(attempt)
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        # One request with retries and re-login; the final response whatever its status.
+        return self._sync.send(self.settings, method, url, **kwargs)
 
     def run(
         self,
@@ -497,23 +359,11 @@ class FollowAnalyticsHook(BaseHook):
         :param chunk_size: bytes read from the socket at a time.
         :param max_attempts: total download attempts.
         """
-        # The one restart policy and reader of the transfers (imports nothing heavy).
-        from airflow_provider_followanalytics.transfers._streaming import stream_export
-
-        start = fileobj.tell()
-
-        def copy(reader: Any) -> int:
-            try:
-                for chunk in iter(lambda: reader.read(chunk_size), b""):
-                    fileobj.write(chunk)
-            except FollowAnalyticsDownloadError:
-                fileobj.seek(start)  # discard what this attempt wrote: the next one starts from zero
-                fileobj.truncate()
-                raise
-            return int(reader.bytes_downloaded)
+        # The one restart-from-zero policy, shared with the transfers (imports nothing heavy).
+        from airflow_provider_followanalytics.transfers._streaming import download_to_file
 
         attempts = max_attempts if max_attempts is not None else self.settings.max_retries + 1
-        return stream_export(self, callback_url, copy, attempts=attempts, log=self.log, chunk_size=chunk_size)
+        return download_to_file(self, callback_url, fileobj, attempts=attempts, log=self.log, chunk_size=chunk_size)
 
     def test_connection(self) -> tuple[bool, str]:
         """Log in with the connection's credentials (the UI's *Test* button, ``airflow connections test``).
