@@ -181,7 +181,9 @@ class RequestPolicy:
 
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(transient)
-            | tenacity.retry_if_result(lambda response: is_retryable_status(response.status_code)),
+            | tenacity.retry_if_result(
+                lambda response: classify(response.status_code, may_relogin=False) is Outcome.RETRY
+            ),
             stop=stop,
             wait=self.wait,
             before_sleep=before_sleep,

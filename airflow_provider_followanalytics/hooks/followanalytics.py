@@ -6,8 +6,10 @@ unwraps the ``{"success": ..., "result": ...}`` envelope, understands both error
 retries transient failures (network errors, timeouts, 429, 5xx) with exponential backoff
 and jitter, honours ``Retry-After``, and logs in again once when the token expires.
 
-``requests`` and ``aiohttp`` are imported inside the methods that use them, so a DAG file
-that imports this provider's operators does not pay for them at parse time.
+This module holds the API a task uses (settings, connection form, exports); the transport is
+in ``_sync_client.py`` (``requests``, for tasks) and ``_async_client.py`` (aiohttp, for the
+triggerer), which follow one request policy (``_policy.py``). ``requests`` and ``aiohttp`` are
+imported where they are used, so a DAG file that imports the operators does not pay for them.
 """
 
 from __future__ import annotations
