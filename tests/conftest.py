@@ -7,7 +7,6 @@ session gets its own SQLite metadata DB and dags folder under a temporary direct
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +35,8 @@ os.environ.update(
 )
 os.environ.pop("AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT", None)
 
+from airflow_provider_followanalytics._sessions import PROCESS_STATE  # noqa: E402 - after the environment
+
 pytest_plugins = ["tests.fixtures", "tests.storage_fixtures", "tests.lineage.fixtures", "tests.secrets_guard"]
 
 
@@ -48,6 +49,4 @@ def _forget_shared_async_logins() -> Iterator[None]:
     and a re-login: one request more than the test expects).
     """
     yield
-    module = sys.modules.get("airflow_provider_followanalytics.hooks.followanalytics")
-    if module is not None:
-        module._SHARED_TOKENS.clear()
+    PROCESS_STATE.reset()

@@ -1,4 +1,5 @@
-"""The one reader of a ready export and the one restart-from-zero policy, shared by every transfer (internal).
+"""The one reader of a ready export and the one restart-from-zero policy, shared by every transfer
+and by ``FollowAnalyticsHook.download_export`` (internal).
 
 Upload libraries pull parts from :class:`ExportReader` with ``read(n)``, so memory stays at about one
 download chunk plus the library's buffers; :func:`stream_export` restarts a broken download from zero.
@@ -10,7 +11,7 @@ import io
 import time
 import zlib
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_followanalytics._api import backoff_delay
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsDownloadError
@@ -158,3 +159,32 @@ def stream_export(
             )
             time.sleep(delay)
     raise FollowAnalyticsConfigError(f"download attempts must be >= 1, got {attempts}")
+
+
+def download_to_file(
+    hook: FollowAnalyticsHook,
+    callback_url: str,
+    fileobj: IO[bytes],
+    *,
+    attempts: int,
+    log: logging.Logger | Any,
+    chunk_size: int,
+) -> int:
+    """:func:`stream_export` into a seekable binary file; return the bytes written.
+
+    A broken attempt's bytes are discarded (the file is rewound and truncated to where it
+    started), so the next attempt writes the export from zero.
+    """
+    start = fileobj.tell()
+
+    def copy(reader: ExportReader) -> int:
+        try:
+            for chunk in iter(lambda: reader.read(chunk_size), b""):
+                fileobj.write(chunk)
+        except FollowAnalyticsDownloadError:
+            fileobj.seek(start)
+            fileobj.truncate()
+            raise
+        return reader.bytes_downloaded
+
+    return stream_export(hook, callback_url, copy, attempts=attempts, log=log, chunk_size=chunk_size)

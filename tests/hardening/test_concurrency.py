@@ -71,8 +71,8 @@ def test_one_hook_shared_by_16_threads_logs_in_once(emulator: FollowAnalyticsEmu
     assert len({url for _, url, *_ in results}) == THREADS  # sixteen different exports
     assert all(statuses == ["pending", "ready"] for _, _, statuses, _, _ in results)
     assert all(written == emulator.export_size and sha == expected for *_, written, sha in results)
+    # One login in all, and it was this hook's: it is the only hook of the test.
     assert emulator.login_count == len(emulator.requests_for("login")) == 1  # no login storm
-    assert hook.login_count == 1
     exports = {r.query["fields"] for r in emulator.requests_for("export")}
     assert exports == {f"field_{i}" for i in range(THREADS)}  # each thread's own parameters
 
@@ -102,7 +102,8 @@ def test_a_token_expiring_under_16_threads_costs_one_login_per_expiry(emulator: 
         results = list(pool.map(work, range(THREADS)))
 
     assert all(seen == [(2, "ready")] * waves for seen in results)
-    assert emulator.login_count - logins_before == hook.login_count == waves  # one per expiry, not per thread
+    # Only this hook logs in after logins_before: the new logins are all its own.
+    assert emulator.login_count - logins_before == waves  # one per expiry, not per thread
 
 
 @pytest.mark.usefixtures("aws_conn")
