@@ -362,10 +362,3 @@ def quote_path_segment(value: str, name: str) -> str:
     if text in (".", ".."):
         raise FollowAnalyticsConfigError(f"{name}={value!r} is not an identifier.")
     return quote(text, safe="")
-
-
-def validate_failure_budget(value: object) -> int:
-    """Check ``max_consecutive_failures``: an integer >= 1 (shared by the sensor and the trigger)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise FollowAnalyticsConfigError(f"max_consecutive_failures={value!r} must be an integer >= 1.")
-    return value
