@@ -104,7 +104,9 @@ def test_peak_memory_stays_flat_from_100_to_300_mib(
     )
     # Default parts are 8 MiB, 4 uploading + 1 filling: ~40 MiB of buffers, far below the file size.
     assert big["growth"] < 80 * MiB, f"peak RSS grew by {big['growth'] / MiB:.0f} MiB for a 300 MiB export"
-    # Absolute peaks, not growths: how much the allocator kept from the run before varies.
-    assert big["peak"] < mid["peak"] + 24 * MiB, "memory grows with the export size"
+    # Absolute peaks, not growths: how much the allocator kept from the run before varies, and so do
+    # the finished parts that botocore's reference cycles hold until a collection (up to ~7 parts
+    # seen on a loaded machine). Buffering that grew with the size would add 200 MiB here.
+    assert big["peak"] < mid["peak"] + 64 * MiB, "memory grows with the export size"
     body = big_s3.get_object(Bucket="memory-test", Key="big.xls")["Body"]
     assert sha256_of_chunks(body.iter_chunks(4 * MiB)) == (expected_export_sha256(big_size, "xls"), big_size)
