@@ -111,12 +111,17 @@ def test_a_task_killed_mid_transfer_is_retried_into_one_exact_object(
     key = f"followanalytics/{run_id}.csv"
 
     def uploading() -> psutil.Process | None:
-        # At least one part is in S3: the multipart upload is well under way.
-        uploads = [u for u in _pending_uploads(stand_ins) if u["Key"] == key]
-        if not uploads:
-            return None
-        parts = stand_ins.s3().list_parts(Bucket=BUCKET, Key=key, UploadId=uploads[0]["UploadId"]).get("Parts", [])
-        return _uploading_process(stand_ins) if parts else None
+        # At least one part is in S3: the multipart upload is well under way. (The transfer's write
+        # check starts and aborts an upload of the key before the download: one may end in between.)
+        s3 = stand_ins.s3()
+        for upload in [u for u in _pending_uploads(stand_ins) if u["Key"] == key]:
+            try:
+                parts = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"])
+            except s3.exceptions.NoSuchUpload:
+                continue
+            if parts.get("Parts"):
+                return _uploading_process(stand_ins)
+        return None
 
     victim = wait_until(uploading, 240, "the transfer to be uploading parts", interval=0.05)
     victim.kill()  # SIGKILL: the process cannot abort its own multipart upload
