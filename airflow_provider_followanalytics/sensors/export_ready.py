@@ -1,10 +1,4 @@
-"""ExportReadySensor: wait until a FollowAnalytics export can be downloaded.
-
-An export started with ``skip_email=True`` answers with a callback URL. Calling that URL
-answers 202 while the file is being generated, 200 (with the file as body) once it is ready,
-and 400 when the link is missing, invalid or expired. This sensor waits for the 200 without
-reading the file, and returns the callback URL for the transfer operator downstream.
-"""
+"""ExportReadySensor: wait until a FollowAnalytics export can be downloaded, on a worker or deferred."""
 
 from __future__ import annotations
 
@@ -53,63 +47,32 @@ _DEFER_TIMEOUT_GRACE = 60.0
 class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
     """Wait until a FollowAnalytics export is ready, and return its callback URL.
 
-    Each check is one ``GET`` of the callback URL: ``202`` means not ready yet, ``200`` means
-    ready (the response is closed unread, however large the file), ``400`` means the link is
-    missing, invalid or expired, and fails the task at once, without task retries (retrying
-    the same link cannot help; clear the export task to get a new one). The callback URL must
-    be on the connection's host (https, or http on loopback): anything else is refused before
-    any request, so the account's token never leaves for another host.
-
-    **Two ways to wait**
-
-    * ``deferrable=True`` (recommended for anything longer than a few minutes): the sensor
-      checks once on the worker, then hands the wait to :class:`ExportReadyTrigger
-      <airflow_provider_followanalytics.triggers.export_ready.ExportReadyTrigger>` in the
-      triggerer and frees its worker slot. While deferred it costs no worker and no pool slot,
-      only a few KiB in the triggerer's event loop; the task resumes on a worker for a moment
-      when the trigger fires. Needs a running ``airflow triggerer``.
-    * ``deferrable=False`` (poke mode): the sensor holds a worker slot for the whole wait and
-      checks every ``poke_interval`` seconds (``mode="reschedule"`` frees the slot between checks
-      at the cost of a scheduler round trip and a task start per check).
-
-    **Transient failures** (network errors, timeouts, 429 and 5xx) do not fail the wait:
-    in poke mode each check already retries inside the hook (connection extras
-    ``max_retries`` / ``retry_delay``); in deferrable mode the trigger backs off exponentially
-    from the poll interval with jitter, never sooner than the server's ``Retry-After``. In both
-    modes the task fails after ``max_consecutive_failures`` failed checks in a row (a
-    successful check resets the count), so that an outage ends in a failure that task retries
-    can pick up instead of a silent wait until ``timeout``.
-
-    **Timeout**: after ``timeout`` seconds without a ready export the task fails (no task
-    retries, as for every Airflow sensor), or is skipped with ``soft_fail=True``. With
-    ``soft_fail=True`` every failure of the wait (dead link, outage, refused login) skips the
-    task, in both modes.
+    Each check is one ``GET`` of the callback URL: ``202`` is not ready, ``200`` is ready (closed
+    unread), ``400`` (missing, invalid or expired link) fails the task at once without task
+    retries: clear the export task to get a new link. A callback URL on another host than the
+    connection's is refused before any request. Transient failures (network, timeouts, 429, 5xx)
+    are retried; ``max_consecutive_failures`` of them in a row fail the task, so that an outage
+    ends in a failure task retries can pick up. README "Waiting" tells the whole story.
 
     .. code-block:: python
 
-        start = FollowAnalyticsSegmentDevicesExportOperator(task_id="start_export", segment_id="FASEGMT_abcd12")
-        ready = ExportReadySensor(
-            task_id="wait_for_export",
-            callback_url=start.output,  # the callback URL the export operator returned
-            deferrable=True,
-            poke_interval=60,  # seconds between checks (also the trigger's, unless poll_interval is set)
-            timeout=6 * 60 * 60,
-        )
+        ready = ExportReadySensor(task_id="wait", callback_url=start.output, deferrable=True, timeout=6 * 3600)
         # ready.output is the callback URL again, for FollowAnalyticsToS3Operator(callback_url=ready.output, ...)
 
     :param callback_url: the callback URL of the export (templated; usually ``start.output``).
     :param followanalytics_conn_id: the connection of the account that started the export (templated).
-    :param deferrable: wait in the triggerer instead of on a worker. Default: the Airflow
-        setting ``[operators] default_deferrable`` (False unless set).
+    :param deferrable: check once on the worker, then wait in the triggerer
+        (:class:`~airflow_provider_followanalytics.triggers.export_ready.ExportReadyTrigger`) without
+        holding a worker slot. Default: ``[operators] default_deferrable``.
     :param poke_interval: seconds between two checks in poke mode.
-    :param timeout: seconds to wait for the export before failing (default 24 hours).
+    :param timeout: seconds to wait before failing (default 24 hours; no task retries, as for every
+        sensor).
     :param poll_interval: seconds between two checks in deferrable mode (default: ``poke_interval``).
-    :param max_consecutive_failures: failed checks in a row (network errors, timeouts, 429, 5xx)
-        tolerated before the task fails (default 5). In deferrable mode the trigger counts afresh
-        after the check made before deferring; with ``mode="reschedule"`` every check starts a new
-        process, so the count never builds up and the wait goes on until ``timeout``.
+    :param max_consecutive_failures: failed checks in a row tolerated before the task fails
+        (default 5). The trigger counts afresh after the check made before deferring; with
+        ``mode="reschedule"`` every check is a new process, so the count never builds up.
     :param soft_fail: skip the task instead of failing it when the wait fails or times out.
-    :return: the callback URL (pushed as the ``return_value`` XCom) once the export is ready.
+    :return: the callback URL (the ``return_value`` XCom) once the export is ready.
     """
 
     template_fields: Sequence[str] = ("callback_url", "followanalytics_conn_id")
@@ -155,18 +118,19 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         """Wait for the export and return its callback URL (see the class docstring)."""
         # Refuse a callback URL on another host before anything is sent; masks its token in logs.
         url = self.hook.check_callback_url(self.callback_url)
-        if not self.deferrable:
-            self.log.info("Waiting for the FollowAnalytics export at %s (poke mode)", redact_url(url))
-            try:
+        deadline = time.time() + self.timeout if self.deferrable else None
+        try:
+            if not self.deferrable:
+                self.log.info("Waiting for the FollowAnalytics export at %s (poke mode)", redact_url(url))
                 super().execute(context)
-            except FollowAnalyticsError as exc:
-                self._skip_if_soft_fail(exc)
-                raise
-            return url
-
-        deadline = time.time() + self.timeout
-        if self._check_before_deferring():
-            return url
+                return url
+            # One check on the worker: an export that is already ready (or dead) needs no triggerer.
+            if self._check():
+                return url
+        except FollowAnalyticsError as exc:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping (soft_fail=True): {exc}") from exc
+            raise
         from airflow_provider_followanalytics.triggers.export_ready import ExportReadyTrigger
 
         self.log.info(
@@ -218,15 +182,6 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         self.log.info("The FollowAnalytics export is not ready yet (HTTP 202)")
         return False
 
-    def _check_before_deferring(self) -> bool:
-        # One check on the worker: an export that is already ready (or dead) needs no triggerer.
-        # A transient failure only counts against the budget, as in the trigger.
-        try:
-            return self._check()
-        except FollowAnalyticsError as exc:
-            self._skip_if_soft_fail(exc)
-            raise
-
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: return the callback URL, or fail with the event's message.
 
@@ -247,10 +202,6 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         if self.soft_fail:
             raise AirflowSkipException(text)
         raise AirflowSensorTimeout(text)
-
-    def _skip_if_soft_fail(self, exc: Exception) -> None:
-        if self.soft_fail:
-            raise AirflowSkipException(f"Skipping (soft_fail=True): {exc}") from exc
 
 
 __all__ = ["ExportLinkExpiredError", "ExportReadySensor"]

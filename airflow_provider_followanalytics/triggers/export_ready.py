@@ -1,10 +1,8 @@
 """ExportReadyTrigger: wait for a FollowAnalytics export in the triggerer, not on a worker.
 
-The trigger polls the export's callback URL from Airflow's triggerer, an asyncio event loop
-shared by thousands of triggers, so it never blocks: HTTP goes through aiohttp (one session
-per event loop, shared by its triggers: a pool of keep-alive connections and one login per
-account), the connection is looked up asynchronously, and it sleeps with ``asyncio.sleep``.
-It fires exactly one small event and stops.
+It shares the triggerer's event loop with thousands of triggers, so nothing blocks: aiohttp (one
+session per loop and one login per account, see ``_sessions.py``), async connection lookup and
+``asyncio.sleep``. It fires one small event and stops.
 """
 
 from __future__ import annotations
@@ -59,40 +57,21 @@ MAX_MESSAGE_CHARS = 400
 class ExportReadyTrigger(BaseTrigger):
     """Poll a FollowAnalytics callback URL until the export is ready, from the triggerer.
 
-    Each poll is one ``GET`` of the callback URL (plus one login, shared by all the triggers
-    of one account in the triggerer, and one re-login if the token expires):
-
-    * ``202``: not ready; sleep ``poll_interval`` plus a random 0-10 % (so that waits started
-      together drift apart; never past ``deadline``) and poll again;
-    * ``200``: ready; the response is closed unread, however large the file;
-    * ``400``: the link is missing, invalid or expired; an ``error`` event at once;
-    * ``429`` / ``5xx`` / network errors: back off exponentially (``poll_interval * 2**n``
-      with jitter; never sooner than ``poll_interval`` nor than the server's ``Retry-After``),
-      and send an ``error`` event after ``max_consecutive_failures`` failures in a row; any
-      successful poll resets the count;
-    * ``401``: the hook logs in again once and replays the poll; a refused login is an ``error``;
-    * ``deadline`` reached: a ``timeout`` event.
-
-    The event payload is small: ``{"status": "ready" | "error" | "timeout", "callback_url":
-    ..., "message": ...}``, plus ``"reason"`` on errors (``expired``, ``auth``,
-    ``unavailable``, ``config``, ``api``, ``internal``). Messages never contain the export token.
-
-    Usually created by :class:`~airflow_provider_followanalytics.sensors.export_ready.ExportReadySensor`
-    with ``deferrable=True``; you rarely build it yourself:
-
-    .. code-block:: python
-
-        self.defer(
-            trigger=ExportReadyTrigger(callback_url=url, poll_interval=30, deadline=time.time() + 3600),
-            method_name="execute_complete",
-        )
+    ``202``: sleep ``poll_interval`` plus 0-10 % jitter (never past ``deadline``) and poll again;
+    ``200``: ready (closed unread); ``400``: an ``error`` event at once; ``429``/``5xx``/network
+    errors: exponential backoff with jitter, never sooner than ``poll_interval`` or
+    ``Retry-After``, and an ``error`` event after ``max_consecutive_failures`` in a row; ``401``:
+    one new login. It fires one event, ``{"status": "ready" | "error" | "timeout",
+    "callback_url": <redacted>, "message": ..., "reason": ...}`` (the reasons are in
+    ``_events.py``); no event carries the export token. Usually built by
+    :class:`~airflow_provider_followanalytics.sensors.export_ready.ExportReadySensor`.
 
     :param callback_url: the export's callback URL (it must be on the connection's host).
     :param followanalytics_conn_id: the Airflow connection of the account that started the export.
     :param poll_interval: seconds between two polls of a pending export.
-    :param deadline: absolute wall-clock time (seconds since the epoch) at which to stop
-        waiting with a ``timeout`` event; ``None`` waits until the export is ready or fails.
-        Absolute so that a trigger rebuilt after a triggerer restart keeps the same deadline.
+    :param deadline: absolute wall-clock time (seconds since the epoch) at which to stop with a
+        ``timeout`` event (absolute, so a trigger rebuilt after a triggerer restart keeps it);
+        ``None`` waits until the export is ready or fails.
     :param max_consecutive_failures: failed polls in a row (transient errors) before an ``error`` event.
     """
 
