@@ -1,7 +1,7 @@
 """Apache Airflow provider for the FollowAnalytics platform.
 
 Start FollowAnalytics data exports, wait for them in the triggerer, and stream
-the files into S3 or GCS. Importing this package is cheap: it loads neither
+the files into S3, GCS, Azure or any object storage. Importing this package is cheap: it loads neither
 Airflow nor any HTTP or cloud library.
 """
 
