@@ -289,11 +289,8 @@ class ExportRequest:
         as_days = sd.isdigit() and ed.isdigit()  # the generic operator may send anything as sd/ed
         if as_days:
             parts.append(f"period {_day(sd)} to {_day(ed)}")
-        for key, value in self.query.items():
-            if as_days and key in ("sd", "ed"):
-                continue
-            shown = value if len(value) <= 80 else f"{value[:77]}..."
-            parts.append(f"{key}={shown}")
+        shown = {key: value if len(value) <= 80 else f"{value[:77]}..." for key, value in self.query.items()}
+        parts += [f"{key}={value}" for key, value in shown.items() if not (as_days and key in ("sd", "ed"))]
         return ", ".join(parts) or "no parameters"
 
 

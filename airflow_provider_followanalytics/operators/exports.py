@@ -294,17 +294,8 @@ class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
 class FollowAnalyticsAppEventsExportOperator(FollowAnalyticsExportOperator):
     """Export the raw events of an app (one row per event), optionally for a time window.
 
-    Calls ``/api/apps/{app_identifier}/events_export``. For a daily delta, pass the data
-    interval as ``since_date`` / ``until_date``:
-
-    .. code-block:: python
-
-        start = FollowAnalyticsAppEventsExportOperator(
-            task_id="app_events",
-            app_identifier="FAAPPLI_123456789",
-            since_date="{{ data_interval_start }}",
-            until_date="{{ data_interval_end }}",
-        )
+    Calls ``/api/apps/{app_identifier}/events_export``. For a daily delta, pass
+    ``"{{ data_interval_start }}"`` / ``"{{ data_interval_end }}"`` as ``since_date`` / ``until_date``.
 
     :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"``.
     :param fields: event fields to export; all fields when not given.
