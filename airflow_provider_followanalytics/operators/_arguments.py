@@ -1,31 +1,24 @@
 """The declared arguments of the export operators, checked when the DAG file is parsed and again at run.
 
-Each export operator states its path template (``default_endpoint``) and its own arguments
-(``export_arguments``: a tuple of the kinds below, in the order they are checked and sent), and
-:class:`~airflow_provider_followanalytics.operators.exports.FollowAnalyticsExportOperator` does
-the rest with two calls:
-
-* :func:`check_literals`, at construction: every value that is final already (not a Jinja
-  template, not an XComArg) goes through the checks of ``_params``, so that a literal mistake
-  fails the DAG file's parse. A value that is not final is left for the run; nothing stands in
-  for it.
-* :func:`build_request`, after rendering: the same checks on every value, which also give the
-  request (path, query in declaration order, a subject for logs) and the delivery options.
+A typed export states its path template (``default_endpoint``) and its own arguments
+(``export_arguments``: the kinds below, in the order they are checked and sent).
+:func:`check_literals` checks, at construction, every value that is final already (not a Jinja
+template, not an XComArg), so that a literal mistake fails the DAG file's parse; a value that is
+not final is left for the run. :func:`build_request` checks every value after rendering and gives
+the request (path, query in declaration order, a subject for logs) and the delivery options.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._api import validate_endpoint
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
 from airflow_provider_followanalytics.operators import _params, _windows
 from airflow_provider_followanalytics.operators._params import ExportRequest, is_literal
-from airflow_provider_followanalytics.operators._windows import is_blank
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from airflow_provider_followanalytics.operators.exports import FollowAnalyticsExportOperator
 
@@ -42,123 +35,81 @@ class Arg:
 
     :param names: the attributes (one, or two for a window).
     :param keys: the query key of each (``None``: not in the query).
+    :param check: ``check(values, interval)``: the final values checked together, returned normalised.
+    :param check_alone: ``check_alone(value, name)``, for a pair: checks one final value whose other
+        value is not final yet (at DAG parse).
     """
-
-    names: tuple[str, ...]
-    keys: tuple[str | None, ...]
-
-    def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
-        """Check final values together; return them normalised, one per name."""
-        raise NotImplementedError
-
-    def check_alone(self, name: str, value: Any) -> None:
-        """Check one final value of a pair whose other value is not final yet (at DAG parse)."""
-
-    def query(self, checked: Mapping[str, Any]) -> dict[str, str]:
-        """The query parameters this argument sends (none for a value not given)."""
-        pairs = ((key, checked[name]) for name, key in zip(self.names, self.keys, strict=True))
-        return {key: str(value) for key, value in pairs if key is not None and value is not None}
-
-
-class _Single(Arg):
-    """One attribute, checked by ``checker(value, name, **options)`` (and the interval if it needs it)."""
 
     def __init__(
         self,
-        name: str,
-        key: str | None,
-        checker: Callable[..., Any],
-        options: Mapping[str, Any],
-        *,
-        needs_interval: bool = False,
+        names: tuple[str, ...],
+        keys: tuple[str | None, ...],
+        check: Callable[[tuple[Any, ...], Interval], tuple[Any, ...]],
+        check_alone: Callable[[Any, str], object] | None = None,
     ) -> None:
-        self.names, self.keys = (name,), (key,)
-        self.checker, self.options, self.needs_interval = checker, options, needs_interval
+        self.names, self.keys, self.check, self.check_alone = names, keys, check, check_alone
 
-    def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
-        extra = (interval,) if self.needs_interval else ()
-        return (self.checker(values[0], self.names[0], *extra, **self.options),)
+
+def _single(name: str, key: str | None, checker: Callable[[Any], Any]) -> Arg:
+    return Arg((name,), (key,), lambda values, _interval: (checker(values[0]),))
 
 
 # The kinds a declaration names; capitalised because they read as types in a class's declaration.
 def Identifier(name: str, key: str | None = None, example: str = APP) -> Arg:
     """An identifier: in the path where the template has ``{name}``, in the query when ``key`` is given."""
-    return _Single(name, key, _params.identifier, {"example": example})
+    return _single(name, key, lambda value: _params.identifier(value, name, example))
 
 
 def CommaList(name: str, key: str | None = None, **options: Any) -> Arg:
     """A list or comma string, sent as ``key`` (default: its name); options of :func:`_params.comma_list`."""
-    return _Single(name, key or name, _params.comma_list, options)
-
-
-def DeltaStart(name: str) -> Arg:
-    """The start of an open delta (``updated_since``), refused at or after the run's data interval end."""
-    return _Single(name, name, _windows.delta_start, {}, needs_interval=True)
+    return _single(name, key or name, lambda value: _params.comma_list(value, name, **options))
 
 
 def PositiveInteger(name: str) -> Arg:
     """An integer id >= 1 (``42`` or ``"42"``)."""
-    return _Single(name, name, _params.positive_integer, {})
+    return _single(name, name, lambda value: _params.positive_integer(value, name))
 
 
-def _unsent(name: str, checker: Callable[[Any], Any]) -> Arg:
-    """An argument that is not a query parameter and whose checker names it itself."""
-    return _Single(name, None, lambda value, _name: checker(value), {})
+def DeltaStart(name: str) -> Arg:
+    """The start of an open delta (``updated_since``), refused at or after the run's data interval end."""
+    return Arg((name,), (name,), lambda values, interval: (_windows.delta_start(values[0], name, interval),))
 
 
-class IsoWindow(Arg):
+def IsoWindow() -> Arg:
     """``since_date`` / ``until_date``: ISO datetimes, each optional; ``until`` after ``since``."""
+    names = ("since_date", "until_date")
+    return Arg(
+        names,
+        names,
+        lambda values, interval: _windows.iso_window(values[0], values[1], interval),
+        _windows.iso_datetime,
+    )
 
-    names = keys = ("since_date", "until_date")
 
-    def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
-        return _windows.iso_window(values[0], values[1], names=(self.names[0], self.names[1]), interval=interval)
+def Period(*, required: bool = False) -> Arg:
+    """``period_start`` / ``period_end``: whole UTC days, sent as ``sd`` / ``ed``; both or neither unless
+    ``required``."""
 
-    def check_alone(self, name: str, value: Any) -> None:
-        _windows.iso_datetime(value, name)
-
-
-class Period(Arg):
-    """``period_start`` / ``period_end``: whole UTC days, sent as ``sd`` / ``ed``; both or neither
-    unless ``required``."""
-
-    names, keys = ("period_start", "period_end"), ("sd", "ed")
-
-    def __init__(self, *, required: bool = False) -> None:
-        self.required = required
-
-    def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
-        return _windows.period(*values, required=self.required)
-
-    def check_alone(self, name: str, value: Any) -> None:
-        if not is_blank(value):
+    def check_alone(value: Any, name: str) -> None:
+        if not _windows.is_blank(value):
             _windows.epoch_day(value, name)
-        elif self.required:
+        elif required:
             raise FollowAnalyticsConfigError(
                 f"{name} is required for this export (a day at midnight UTC), got {value!r}."
             )
 
-
-class _QueryParams(Arg):
-    """The generic operator's ``query_params``: a dict sent as it is (see :func:`_params.query_params`)."""
-
-    names, keys = ("query_params",), (None,)
-
-    def check(self, values: tuple[Any, ...], interval: Interval) -> tuple[Any, ...]:
-        return (_params.query_params(values[0]),)
-
-    def query(self, checked: Mapping[str, Any]) -> dict[str, str]:
-        return dict(checked["query_params"])
+    names = ("period_start", "period_end")
+    return Arg(names, ("sd", "ed"), lambda values, _interval: _windows.period(*values, required=required), check_alone)
 
 
 #: What the base class holds: the plain path as written (a template is a path too) and ``query_params``.
 #: The generic operator sends them; a typed export fills its template instead and sends its own arguments.
-GENERIC: tuple[Arg, ...] = (_unsent("endpoint", validate_endpoint), _QueryParams())
+GENERIC = (_single("endpoint", None, validate_endpoint), _single("query_params", None, _params.query_params))
 #: How the export is delivered; checked last at run, first at parse.
-DELIVERY: tuple[Arg, ...] = (
-    _unsent("file_format", _params.file_format),
-    _Single("skip_email", None, _params.flag, {}),
-    _unsent("followanalytics_conn_id", _params.conn_id),
+DELIVERY = (
+    _single("file_format", None, _params.file_format),
+    _single("skip_email", None, lambda value: _params.flag(value, "skip_email")),
+    _single("followanalytics_conn_id", None, _params.conn_id),
 )
 
 
@@ -172,14 +123,14 @@ def _checked(
         ready = [final(value) for value in values]
         if all(ready):
             checked.update(zip(arg.names, arg.check(values, interval), strict=True))
-        else:  # at parse, one value of a pair may be final while the other is a template
+        elif arg.check_alone is not None:  # at parse, one value of a pair may be final, the other a template
             for name, value, is_final in zip(arg.names, values, ready, strict=True):
                 if is_final:
-                    arg.check_alone(name, value)
+                    arg.check_alone(value, name)
     return checked
 
 
-def _path(operator: FollowAnalyticsExportOperator, checked: Mapping[str, Any]) -> str:
+def _path(operator: FollowAnalyticsExportOperator, checked: dict[str, Any]) -> str:
     """The typed export's ``endpoint`` (its template) filled with the checked identifiers it names."""
     template = operator.default_endpoint or ""
     placeholders = [part.split("}", 1)[0] for part in template.split("{")[1:]]  # a declared template: well formed
@@ -199,11 +150,15 @@ def build_request(operator: FollowAnalyticsExportOperator, interval: Interval) -
 
     :param interval: the run's ``(data_interval_start, data_interval_end)``, for delta windows.
     """
-    typed = operator.default_endpoint is not None
-    arguments = operator.export_arguments if typed else GENERIC
-    checked = _checked(operator, arguments, _always, interval)
-    query = {key: value for arg in arguments for key, value in arg.query(checked).items()}
-    endpoint = _path(operator, checked) if typed else checked["endpoint"]
+    if operator.default_endpoint is None:  # the generic operator
+        checked = _checked(operator, GENERIC, _always)
+        endpoint, query = checked["endpoint"], checked["query_params"]
+    else:
+        arguments = operator.export_arguments
+        checked = _checked(operator, arguments, _always, interval)
+        endpoint = _path(operator, checked)
+        pairs = [(key, checked[name]) for arg in arguments for name, key in zip(arg.names, arg.keys, strict=True)]
+        query = {key: str(value) for key, value in pairs if key is not None and value is not None}
     request = ExportRequest(endpoint, query, operator.export_subject.format_map(checked))
     delivery = _checked(operator, DELIVERY, _always)
     return request, delivery["file_format"], delivery["skip_email"], delivery["followanalytics_conn_id"]
@@ -211,20 +166,6 @@ def build_request(operator: FollowAnalyticsExportOperator, interval: Interval) -
 
 def _always(_value: Any) -> bool:
     return True
-
-
-def declare(cls: type[FollowAnalyticsExportOperator]) -> None:
-    """Derive a typed export class's ``template_fields`` from its declaration, and refuse a class whose
-    ``__init__`` does not take exactly the declared arguments (plus the common ones)."""
-    own = [name for arg in cls.export_arguments for name in arg.names]
-    if "template_fields" not in cls.__dict__:
-        cls.template_fields = (*own, *COMMON_FIELDS)
-    init = inspect.unwrap(cls.__init__)  # its code object: inspect.signature costs DAG parse time
-    code = init.__code__
-    keyword_only = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
-    taken = [name for name in keyword_only if name not in COMMON_FIELDS]
-    if sorted(taken) != sorted(own):
-        raise TypeError(f"{cls.__name__}.__init__ takes {taken}, but the class declares {own}.")
 
 
 def passed_on(init_locals: dict[str, Any]) -> dict[str, Any]:

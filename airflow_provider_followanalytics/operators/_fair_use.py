@@ -1,5 +1,7 @@
 """Whether a DAG's schedule can run an export more than once a day, which FollowAnalytics' fair-use
-rule asks not to do: the export operators log a warning then (they do not fail)."""
+rule asks not to do: the export operators log a warning then (they do not fail).
+
+Imported by the run that needs it, not at DAG parse."""
 
 from __future__ import annotations
 
@@ -8,6 +10,24 @@ import itertools
 from typing import Any
 
 _ONE_DAY = dt.timedelta(days=1)
+
+
+def warn_if_scheduled_more_than_daily(operator: Any) -> None:
+    """Log one warning when the ``operator``'s DAG is scheduled more often than once a day."""
+    dag = operator.dag if operator.has_dag() else None
+    try:
+        schedule = sub_daily_schedule(getattr(dag, "timetable", None))
+    except Exception as exc:  # an unusual custom timetable must never fail the export
+        operator.log.debug("Could not tell how often DAG runs are scheduled: %s", exc)
+        return
+    if schedule is not None:
+        operator.log.warning(
+            "Fair use: DAG %r is scheduled %s, more often than daily, but FollowAnalytics asks "
+            "to call each export API at most once a day. Schedule export DAGs @daily (or less "
+            "often) and export deltas with updated_since / since_date.",
+            getattr(dag, "dag_id", "?"),
+            schedule,
+        )
 
 
 def sub_daily_schedule(timetable: Any) -> str | None:
@@ -26,16 +46,12 @@ def sub_daily_schedule(timetable: Any) -> str | None:
         return sub_daily_schedule(inner)
     delta = _attribute(timetable, "delta")
     if delta is not None:
-        reference = dt.datetime(2024, 1, 1)
-        if reference + delta - reference < _ONE_DAY:
-            return f"every {delta}"
-        return None
+        reference = dt.datetime(2024, 1, 1)  # a relativedelta has a length only from a date
+        return f"every {delta}" if reference + delta - reference < _ONE_DAY else None
     events = _attribute(timetable, "event_dates")
     if isinstance(events, list) and len(events) > 1:
-        ordered = sorted(events)
-        if any(later - earlier < _ONE_DAY for earlier, later in itertools.pairwise(ordered)):
-            return "on events less than a day apart"
-        return None
+        close = any(later - earlier < _ONE_DAY for earlier, later in itertools.pairwise(sorted(events)))
+        return "on events less than a day apart" if close else None
     expressions = _cron_expressions(timetable)
     if expressions and _cron_fires_within_a_day(expressions):
         return f"cron {' | '.join(expressions)!r}"

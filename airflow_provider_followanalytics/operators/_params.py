@@ -1,12 +1,8 @@
 """Check and normalise the arguments of the export operators, before any request is sent.
 
-Pure functions (no I/O, no Airflow import): each one takes a value as the DAG author gave it
-(or as a template rendered it) and returns what the API expects, or raises
-:class:`~airflow_provider_followanalytics.exceptions.FollowAnalyticsConfigError` with a
-message that names the argument, the value received and what is expected.
-
-``_arguments`` applies them to an operator's declared arguments, at DAG parse (values that are
-final already) and again after rendering.
+Pure functions (no I/O, no Airflow import): each takes a value as given (or as a template rendered
+it) and returns what the API expects, or raises ``FollowAnalyticsConfigError`` with a message that
+names the argument, the value received and what is expected.
 """
 
 from __future__ import annotations
@@ -22,21 +18,12 @@ from airflow_provider_followanalytics._api import quote_path_segment, validate_e
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
 from airflow_provider_followanalytics.operators._windows import UTC, is_blank
 
-# Moved to _windows; still importable from here.
-from airflow_provider_followanalytics.operators._windows import delta_start as delta_start
-from airflow_provider_followanalytics.operators._windows import epoch_day as epoch_day
-from airflow_provider_followanalytics.operators._windows import iso_datetime as iso_datetime
-from airflow_provider_followanalytics.operators._windows import iso_window as iso_window
-
 #: What a list-valued argument accepts: a list/tuple, or a comma-separated string.
 ListLike = str | Sequence[str | int]
 
 FILE_FORMATS = ("csv", "xls")
-_FORBIDDEN_IN_IDENTIFIERS = {"/": "'/'", "\\": "'\\'", "?": "'?'", "#": "'#'", "%": "'%'", ",": "','"}
-
-
-def _error(message: str) -> FollowAnalyticsConfigError:
-    return FollowAnalyticsConfigError(message)
+#: What would change a URL path or a comma list, in the order messages name them.
+_FORBIDDEN_IN_IDENTIFIERS = ("/", "\\", "?", "#", "%", ",", "..")
 
 
 # ---------------------------------------------------------------------------------- templates
@@ -54,41 +41,33 @@ def is_literal(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------- identifiers
-def _character_problem(text: str, *, allow_spaces: bool = False) -> str | None:
+def _character_problem(text: str, forbidden: tuple[str, ...], *, allow_spaces: bool = False) -> str | None:
     """Name the first character that has no place in an identifier or list item, if any."""
     for char in text:
         if unicodedata.category(char).startswith("C"):  # control, format, unassigned, private use
             return f"a control character (U+{ord(char):04X})"
         if char.isspace() and not allow_spaces:
             return "whitespace"
-    return None
+    return next((f"'{part}'" for part in forbidden if part in text), None)
 
 
 def identifier(value: Any, name: str, example: str) -> str:
     """Check one FollowAnalytics identifier (app, segment) and return it stripped.
 
-    Refused: empty values, whitespace, control characters, ``..``, and ``/ \\ ? # % ,`` which
-    would change a URL path or a comma list. Other characters (unicode letters, say) are kept
-    and percent-encoded where the identifier goes into a path.
-
-    :param value: the identifier.
-    :param name: the argument's name, for messages.
-    :param example: a well-formed identifier, for messages.
+    Refused: empty values, whitespace, control characters and :data:`_FORBIDDEN_IN_IDENTIFIERS`.
+    Other characters (unicode letters, say) are kept, percent-encoded where the identifier goes into
+    a path. ``name`` and a well-formed ``example`` are for messages.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _error(
+        raise FollowAnalyticsConfigError(
             f"{name} must be an identifier string such as {example!r}, got {value!r} ({type(value).__name__})."
         )
     text = str(value).strip()
     if not text:
-        raise _error(f"{name} must be a non-empty identifier such as {example!r}, got {value!r}.")
-    problem = _character_problem(text)
-    if problem is None:
-        problem = next((shown for char, shown in _FORBIDDEN_IN_IDENTIFIERS.items() if char in text), None)
-    if problem is None and ".." in text:
-        problem = "'..'"
+        raise FollowAnalyticsConfigError(f"{name} must be a non-empty identifier such as {example!r}, got {value!r}.")
+    problem = _character_problem(text, _FORBIDDEN_IN_IDENTIFIERS)
     if problem is not None:
-        raise _error(
+        raise FollowAnalyticsConfigError(
             f"{name} {value!r} is not a FollowAnalytics identifier: it contains {problem}. "
             f"Expected something like {example!r}."
         )
@@ -96,21 +75,19 @@ def identifier(value: Any, name: str, example: str) -> str:
 
 
 def path_with_identifiers(template: Any, default: str, identifiers: Mapping[str, str | None]) -> str:
-    """Fill ``{placeholder}`` s of an export path with percent-encoded identifiers and check the result.
+    """Fill the ``{placeholder}`` s of ``template`` (the operator's ``endpoint``) with percent-encoded
+    identifiers and check the path; ``default`` is the documented path, for messages.
 
-    :param template: the operator's ``endpoint``: a path such as ``/api/apps/{app_identifier}/devices_export``.
-    :param default: the documented path of the export, for messages.
-    :param identifiers: placeholder name -> identifier (already checked with :func:`identifier`), or
-        ``None`` for one not known yet (a template at DAG parse): its placeholder must be there and
-        stays, so that the rest of the path is checked all the same.
+    An identifier not known yet (``None``: a template at DAG parse) keeps its placeholder, which must
+    be there all the same, so that the rest of the path is checked.
     """
     if not isinstance(template, str) or not template.strip():
-        raise _error(f"endpoint must be an API path such as {default!r}, got {template!r}.")
+        raise FollowAnalyticsConfigError(f"endpoint must be an API path such as {default!r}, got {template!r}.")
     path = rest = template.strip()
     for key, value in identifiers.items():
         placeholder = "{" + key + "}"
         if placeholder not in path:
-            raise _error(
+            raise FollowAnalyticsConfigError(
                 f"endpoint {template!r} has no {placeholder} placeholder; this export puts the {key} "
                 f"in its path, e.g. {default!r}."
             )
@@ -119,7 +96,9 @@ def path_with_identifiers(template: Any, default: str, identifiers: Mapping[str,
         rest = rest.replace(placeholder, "")
     if "{" in rest or "}" in rest:
         known = ", ".join("{" + key + "}" for key in identifiers) or "none"
-        raise _error(f"endpoint {template!r} has an unknown placeholder; the ones this export fills: {known}.")
+        raise FollowAnalyticsConfigError(
+            f"endpoint {template!r} has an unknown placeholder; the ones this export fills: {known}."
+        )
     return validate_endpoint(path)
 
 
@@ -133,7 +112,7 @@ def _items(value: Any, name: str) -> list[Any]:
             # A list that Jinja rendered as text, e.g. "['a', 'b']" (render_template_as_native_obj=False).
             parsed = _read_literal(text)
             if not isinstance(parsed, (list, tuple)):
-                raise _error(
+                raise FollowAnalyticsConfigError(
                     f"{name}={value!r} looks like a list but cannot be read as one; pass a list, "
                     "or a comma-separated string such as 'a,b'."
                 )
@@ -141,7 +120,9 @@ def _items(value: Any, name: str) -> list[Any]:
         return text.split(",") if text else []
     if isinstance(value, (list, tuple)):
         return list(value)
-    raise _error(f"{name} must be a list or a comma-separated string, got {value!r} ({type(value).__name__}).")
+    raise FollowAnalyticsConfigError(
+        f"{name} must be a list or a comma-separated string, got {value!r} ({type(value).__name__})."
+    )
 
 
 def _read_literal(text: str) -> Any:
@@ -164,19 +145,17 @@ def comma_list(
     allow_spaces: bool = False,
     example: str = "FAAPPLI_123456789",
 ) -> str | None:
-    """Turn a list, a tuple or a comma string into the API's comma list (no spaces).
+    """Turn ``["a", "b"]``, ``("a", "b")``, ``"a, b"`` or ``"['a', 'b']"`` into the API's comma list ``"a,b"``.
 
-    :param value: ``["a", "b"]``, ``("a", "b")``, ``"a,b"``, ``"a, b"`` or ``"['a', 'b']"``.
-    :param name: the argument's name, for messages.
     :param required: refuse an empty list (else an empty list gives ``None``: omitted).
     :param identifiers: check every item as an identifier (see :func:`identifier`).
-    :param allow_spaces: let items contain inner spaces (user ids); refused otherwise.
+    :param allow_spaces: let items contain inner spaces (user ids).
     :param example: a well-formed item, for messages.
     """
     items = _items(value, name)
     if not items:
         if required:
-            raise _error(f"{name} needs at least one value such as {example!r}, got {value!r}.")
+            raise FollowAnalyticsConfigError(f"{name} needs at least one value such as {example!r}, got {value!r}.")
         return None
     checked = []
     for item in items:
@@ -184,13 +163,19 @@ def comma_list(
             checked.append(identifier(item, f"{name} item", example))
             continue
         if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise _error(f"{name} items must be strings, got {item!r} ({type(item).__name__}) in {value!r}.")
+            raise FollowAnalyticsConfigError(
+                f"{name} items must be strings, got {item!r} ({type(item).__name__}) in {value!r}."
+            )
         text = str(item).strip()
         if not text:
-            raise _error(f"{name}={value!r} has an empty item; remove the stray comma or empty string.")
-        problem = _character_problem(text, allow_spaces=allow_spaces) or ("','" if "," in text else None)
+            raise FollowAnalyticsConfigError(
+                f"{name}={value!r} has an empty item; remove the stray comma or empty string."
+            )
+        problem = _character_problem(text, (",",), allow_spaces=allow_spaces)
         if problem is not None:
-            raise _error(f"{name} item {item!r} contains {problem}; items are sent as one comma-separated list.")
+            raise FollowAnalyticsConfigError(
+                f"{name} item {item!r} contains {problem}; items are sent as one comma-separated list."
+            )
         checked.append(text)
     return ",".join(checked)
 
@@ -203,9 +188,11 @@ def positive_integer(value: Any, name: str) -> int:
     elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
     else:
-        raise _error(f"{name} must be an integer (or a string of digits), got {value!r} ({type(value).__name__}).")
+        raise FollowAnalyticsConfigError(
+            f"{name} must be an integer (or a string of digits), got {value!r} ({type(value).__name__})."
+        )
     if number < 1:
-        raise _error(f"{name} must be a positive integer, got {value!r}.")
+        raise FollowAnalyticsConfigError(f"{name} must be a positive integer, got {value!r}.")
     return number
 
 
@@ -213,7 +200,7 @@ def file_format(value: Any) -> str:
     """``"csv"`` or ``"xls"`` (case and spaces ignored)."""
     text = value.strip().lower() if isinstance(value, str) else value
     if text not in FILE_FORMATS:
-        raise _error(f"file_format={value!r} is not supported; expected 'csv' (UTF-8) or 'xls'.")
+        raise FollowAnalyticsConfigError(f"file_format={value!r} is not supported; expected 'csv' (UTF-8) or 'xls'.")
     return str(text)
 
 
@@ -223,13 +210,13 @@ def flag(value: Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise _error(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
+    raise FollowAnalyticsConfigError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
 
 
 def conn_id(value: Any) -> str:
     """A non-empty Airflow connection id."""
     if not isinstance(value, str) or not value.strip():
-        raise _error(f"followanalytics_conn_id must be a non-empty connection id, got {value!r}.")
+        raise FollowAnalyticsConfigError(f"followanalytics_conn_id must be a non-empty connection id, got {value!r}.")
     return value.strip()
 
 
@@ -244,7 +231,7 @@ def _query_value(value: Any, key: str) -> str | None:
         return value.isoformat()
     if isinstance(value, (list, tuple)):
         return comma_list(value, f"query_params[{key!r}]", allow_spaces=True)
-    raise _error(
+    raise FollowAnalyticsConfigError(
         f"query_params[{key!r}]={value!r} ({type(value).__name__}) cannot be sent in a query string; "
         "use a string, a number, a boolean, a date or a list."
     )
@@ -261,16 +248,20 @@ def query_params(value: Any) -> dict[str, str]:
     if isinstance(value, str):
         parsed = _read_literal(value.strip()) if value.strip().startswith("{") else None
         if not isinstance(parsed, dict):
-            raise _error(f"query_params must be a dict such as {{'fields': 'device_id'}}, got {value!r}.")
+            raise FollowAnalyticsConfigError(
+                f"query_params must be a dict such as {{'fields': 'device_id'}}, got {value!r}."
+            )
         value = parsed
     if not isinstance(value, Mapping):
-        raise _error(f"query_params must be a dict, got {value!r} ({type(value).__name__}).")
+        raise FollowAnalyticsConfigError(f"query_params must be a dict, got {value!r} ({type(value).__name__}).")
     query: dict[str, str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not key.strip():
-            raise _error(f"query_params keys must be non-empty strings, got {key!r}.")
+            raise FollowAnalyticsConfigError(f"query_params keys must be non-empty strings, got {key!r}.")
         if key.strip() == "skip_email":
-            raise _error("query_params must not contain 'skip_email': use the operator's skip_email argument.")
+            raise FollowAnalyticsConfigError(
+                "query_params must not contain 'skip_email': use the operator's skip_email argument."
+            )
         text = _query_value(item, key)
         if text is not None:
             query[key.strip()] = text
@@ -278,13 +269,10 @@ def query_params(value: Any) -> dict[str, str]:
 
 
 class ExportRequest:
-    """What an export operator sends: the path (no suffix), the query, and how to describe it in logs.
+    """What an export operator sends: the path (no format suffix), the query (the hook adds ``skip_email``)
+    and what the export is about, for logs (``"app 'FAAPPLI_1'"``).
 
     A plain class, not a dataclass: building a dataclass costs about a millisecond of every DAG parse.
-
-    :param endpoint: export path without the format suffix, identifiers percent-encoded.
-    :param query: query parameters (the hook adds ``skip_email``).
-    :param subject: what the export is about, for logs, e.g. ``"app 'FAAPPLI_1'"``.
     """
 
     __slots__ = ("endpoint", "query", "subject")
@@ -301,11 +289,8 @@ class ExportRequest:
         as_days = sd.isdigit() and ed.isdigit()  # the generic operator may send anything as sd/ed
         if as_days:
             parts.append(f"period {_day(sd)} to {_day(ed)}")
-        for key, value in self.query.items():
-            if as_days and key in ("sd", "ed"):
-                continue
-            shown = value if len(value) <= 80 else f"{value[:77]}..."
-            parts.append(f"{key}={shown}")
+        shown = {key: value if len(value) <= 80 else f"{value[:77]}..." for key, value in self.query.items()}
+        parts += [f"{key}={value}" for key, value in shown.items() if not (as_days and key in ("sd", "ed"))]
         return ", ".join(parts) or "no parameters"
 
 
@@ -314,10 +299,3 @@ def _day(seconds: str) -> str:
         return dt.datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%d")
     except (OverflowError, OSError, ValueError):
         return seconds
-
-
-def sub_daily_schedule(timetable: Any) -> str | None:
-    """Moved to ``_fair_use`` (imported on first use: only a run needs it, not the DAG parse)."""
-    from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule as moved
-
-    return moved(timetable)

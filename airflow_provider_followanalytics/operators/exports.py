@@ -1,49 +1,43 @@
 """Operators that start FollowAnalytics data exports.
 
-Each operator asks the API to generate one export file and returns (XCom ``return_value``)
-the export's callback URL, which :class:`~airflow_provider_followanalytics.sensors.export_ready.ExportReadySensor`
-waits on and the transfer operators download. With ``skip_email=False`` the file is e-mailed to
-the account instead and the operator returns the API's confirmation sentence.
+Each operator asks the API to generate one export file and returns (XCom ``return_value``) the
+export's callback URL, which :class:`~airflow_provider_followanalytics.sensors.export_ready.ExportReadySensor`
+waits on and the transfer operators download; with ``skip_email=False`` the file is e-mailed to the
+account instead and the operator returns the API's confirmation sentence.
+:class:`FollowAnalyticsExportOperator` calls any export endpoint; one subclass per documented export
+type (segment devices, app devices, app events, performance, user metrics, event analysis, event
+context) builds the path and query for you.
 
-:class:`FollowAnalyticsExportOperator` calls any export endpoint; one subclass per documented
-export type builds the path and query for you:
+Every argument is templated, and checked when the DAG file is parsed (values that are not
+templates) and again after rendering, before any request: a wrong value fails the task with a
+message that names it, and nothing is sent. Identifiers are percent-encoded in the path;
+whitespace, ``/``, ``..``, ``?``, ``#``, ``%``, ``,`` and control characters are refused. List
+arguments take a list/tuple or a comma string and are sent as ``a,b`` (an empty list leaves the
+filter out). Dates take a datetime (naive = UTC), a date (midnight UTC), an ISO 8601 string
+(``"2024-01-01"``, ``"{{ data_interval_start }}"``) or epoch seconds; ISO arguments
+(``updated_since``, ``since_date``, ``until_date``) are sent as ISO 8601 in UTC.
 
-========================================================  ==============================================
-operator                                                  export
-========================================================  ==============================================
-:class:`FollowAnalyticsSegmentDevicesExportOperator`      devices (and their users) in a segment
-:class:`FollowAnalyticsAppDevicesExportOperator`          devices of an app
-:class:`FollowAnalyticsAppEventsExportOperator`           raw events of an app
-:class:`FollowAnalyticsPerformanceExportOperator`         downloads, engagement and crashes of apps
-:class:`FollowAnalyticsUserMetricsExportOperator`         user analytics metrics of an app
-:class:`FollowAnalyticsEventAnalysisExportOperator`       top events of an app
-:class:`FollowAnalyticsEventContextExportOperator`        context of one event of an app
-========================================================  ==============================================
-
-Every argument is templated. Arguments are checked when the DAG file is parsed (for values
-that are not templates) and again after rendering, before any request: a wrong value fails the
-task with a message that names it, and nothing is sent.
-
-Periods (``period_start``/``period_end``, sent as ``sd``/``ed``) are whole days: both must be
-at exactly midnight UTC. ``"{{ data_interval_start }}"`` / ``"{{ data_interval_end }}"`` of a
-daily UTC schedule fit. Note that Airflow 3 turns ``schedule="@daily"`` into a
-``CronTriggerTimetable`` whose data interval is empty (start = end), which the operators refuse;
-use ``schedule=CronDataIntervalTimetable("@daily", timezone="UTC")`` (same meaning on Airflow 2
-and 3) or set ``[scheduler] create_cron_data_intervals = True``.
+Periods (``period_start``/``period_end``, sent as ``sd``/``ed`` in epoch seconds) are whole days:
+both at exactly midnight UTC, the end after the start. ``"{{ data_interval_start }}"`` /
+``"{{ data_interval_end }}"`` of a daily UTC schedule fit. Airflow 3 turns ``schedule="@daily"`` into
+a ``CronTriggerTimetable`` whose data interval is empty (start = end), which the operators refuse;
+use ``schedule=CronDataIntervalTimetable("@daily", timezone="UTC")`` (same meaning on Airflow 2 and
+3) or set ``[scheduler] create_cron_data_intervals = True``.
 
 Delta windows are refused when empty, with the same advice: ``until_date`` must be after
 ``since_date``, and an open delta (``updated_since``, or ``since_date`` without ``until_date``:
-"what changed since then") must start before the run's ``data_interval_end``; a later start
-exports none of the interval the run covers and leaves a gap no later run fills. Without a data
-interval (a manual run without logical date) an open delta is sent as given.
+"what changed since then") must start before the run's ``data_interval_end``; a later start exports
+none of the interval the run covers and leaves a gap no later run fills. Without a data interval (a
+manual run without logical date) an open delta is sent as given.
 
-Fair use: FollowAnalytics asks that each export API be called at most once a day. These
-operators log a warning when their DAG is scheduled more often (they do not fail). Prefer a
-daily schedule with delta parameters (``updated_since``, ``since_date``).
+Fair use: FollowAnalytics asks that each export API be called at most once a day. These operators
+log a warning when their DAG is scheduled more often (they do not fail). Prefer a daily schedule
+with delta parameters (``updated_since``, ``since_date``).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_followanalytics._compat import BaseOperator
@@ -51,6 +45,7 @@ from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 from airflow_provider_followanalytics.operators._arguments import (
     APP,
+    COMMON_FIELDS,
     SEGMENT,
     Arg,
     CommaList,
@@ -61,7 +56,6 @@ from airflow_provider_followanalytics.operators._arguments import (
     PositiveInteger,
     build_request,
     check_literals,
-    declare,
     passed_on,
 )
 from airflow_provider_followanalytics.operators._windows import run_interval
@@ -92,8 +86,9 @@ class FollowAnalyticsExportOperator(BaseOperator):
     """Start any FollowAnalytics export and return its callback URL.
 
     Use it for an export endpoint that has no dedicated operator below; it logs in with the
-    connection, calls ``GET <endpoint>.<file_format>`` with ``query_params`` and
-    ``skip_email``, and returns what the API answered.
+    connection, calls ``GET <endpoint>.<file_format>`` with ``query_params`` and ``skip_email``,
+    and returns what the API answered. The typed exports (subclasses) take the same arguments but
+    ``query_params``, plus their own. Every argument is templated.
 
     .. code-block:: python
 
@@ -104,14 +99,16 @@ class FollowAnalyticsExportOperator(BaseOperator):
         )
 
     :param endpoint: export path without format suffix, starting with ``/``, e.g.
-        ``"/api/performance_export"`` (no ``?``, ``#``, spaces or ``..``). Templated.
+        ``"/api/performance_export"`` (no ``?``, ``#``, spaces or ``..``). Optional for a typed
+        export, whose documented path is the default; there it is a template whose ``{name}``
+        placeholders (``{app_identifier}``, ``{segment_id}``) take the percent-encoded identifiers.
     :param query_params: query parameters (named so because ``params`` belongs to Airflow's
         DAG Params). Lists are sent as comma lists, booleans as ``true``/``false``, ``None``
-        values are left out; ``skip_email`` has its own argument. Templated.
-    :param file_format: ``"csv"`` (UTF-8, default) or ``"xls"``; sent as the path suffix. Templated.
+        values are left out; ``skip_email`` has its own argument.
+    :param file_format: ``"csv"`` (UTF-8, default) or ``"xls"``; sent as the path suffix.
     :param skip_email: ``True`` (default) to get a callback URL to download from; ``False``
-        to have FollowAnalytics e-mail the file to the account. Templated.
-    :param followanalytics_conn_id: the FollowAnalytics connection. Templated.
+        to have FollowAnalytics e-mail the file to the account.
+    :param followanalytics_conn_id: the FollowAnalytics connection.
     :return: the callback URL (``skip_email=True``), else the API's confirmation message.
     """
 
@@ -136,9 +133,19 @@ class FollowAnalyticsExportOperator(BaseOperator):
     export_subject: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give a typed export its ``template_fields`` (its own arguments, then the common ones), and refuse
+        one whose ``__init__`` does not take exactly the declared arguments (plus the common ones)."""
         super().__init_subclass__(**kwargs)
-        if "export_arguments" in cls.__dict__:
-            declare(cls)
+        if "export_arguments" not in cls.__dict__:
+            return
+        own = [name for arg in cls.export_arguments for name in arg.names]
+        if "template_fields" not in cls.__dict__:
+            cls.template_fields = (*own, *COMMON_FIELDS)
+        code = inspect.unwrap(cls.__init__).__code__  # its code object: inspect.signature costs DAG parse time
+        keyword_only = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+        taken = [name for name in keyword_only if name not in COMMON_FIELDS]
+        if sorted(taken) != sorted(own):
+            raise TypeError(f"{cls.__name__}.__init__ takes {taken}, but the class declares {own}.")
 
     def __init__(
         self,
@@ -173,7 +180,9 @@ class FollowAnalyticsExportOperator(BaseOperator):
         """Start the export (see the class docstring); return the callback URL or the e-mail message."""
         # Everything is rendered now: check it all, delta windows against the run's data interval.
         request, file_format, skip_email, conn_id = build_request(self, run_interval(context))
-        self._warn_if_scheduled_more_than_daily()
+        from airflow_provider_followanalytics.operators._fair_use import warn_if_scheduled_more_than_daily
+
+        warn_if_scheduled_more_than_daily(self)  # imported here: a run's cost, not the DAG parse's
         self.log.info(
             "Starting FollowAnalytics %s export (%s): GET %s.%s, skip_email=%s",
             self.export_title,
@@ -193,61 +202,25 @@ class FollowAnalyticsExportOperator(BaseOperator):
             self.log.info("FollowAnalytics will e-mail the file: %s", result)
         return result
 
-    def _warn_if_scheduled_more_than_daily(self) -> None:
-        """Log one warning when the DAG's schedule breaks the API's once-a-day fair-use rule."""
-        from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule  # a run's cost only
-
-        dag = self.dag if self.has_dag() else None
-        try:
-            schedule = sub_daily_schedule(getattr(dag, "timetable", None))
-        except Exception as exc:  # an unusual custom timetable must never fail the export
-            self.log.debug("Could not tell how often DAG runs are scheduled: %s", exc)
-            return
-        if schedule is not None:
-            self.log.warning(
-                "Fair use: DAG %r is scheduled %s, more often than daily, but FollowAnalytics asks "
-                "to call each export API at most once a day. Schedule export DAGs @daily (or less "
-                "often) and export deltas with updated_since / since_date.",
-                getattr(dag, "dag_id", "?"),
-                schedule,
-            )
-
 
 # Each typed export below only declares itself. Its explicit __init__ is there for IDEs, type checkers
-# and Airflow, which reads the signature (default_args, required arguments, partial/expand); the body
-# passes every argument on to the base class, and ``declare`` refuses a signature that drifts from
-# ``export_arguments``.
+# and Airflow, which reads each class's own signature (default_args, required arguments, partial/expand);
+# the body passes every argument on to the base class, which refuses a signature that drifts from
+# ``export_arguments``. Its docstring names only its own arguments: the others are the base class's.
 
 
 class FollowAnalyticsSegmentDevicesExportOperator(FollowAnalyticsExportOperator):
     """Export the devices of a segment (with their user ids and other fields), as CSV or XLS.
 
     Calls ``/segments/{segment_id}/devices_export`` (the path as documented, without the
-    ``/api`` prefix of the other exports; pass ``endpoint`` to change it). Run it daily with
-    ``updated_since`` set to the start of the data interval to move only the devices that changed.
+    ``/api`` prefix of the other exports; pass ``endpoint`` to change it, e.g.
+    ``"/api/segments/{segment_id}/devices_export"``). Run it daily with ``updated_since`` set to
+    the start of the data interval to move only the devices that changed.
 
-    .. code-block:: python
-
-        start = FollowAnalyticsSegmentDevicesExportOperator(
-            task_id="segment_devices",
-            segment_id="FASEGMT_abcd12",
-            fields=["current_user_id"],
-            updated_since="{{ data_interval_start }}",
-        )
-
-    :param segment_id: segment identifier, e.g. ``"FASEGMT_abcd12"``. Percent-encoded in the path;
-        whitespace, ``/``, ``..``, ``?``, ``#``, ``%``, ``,`` and control characters are refused.
-    :param fields: device fields to export (list or comma string), e.g. ``["current_user_id"]``;
-        all fields when not given.
-    :param updated_since: only devices updated since this moment: datetime (naive = UTC), date
-        (midnight UTC), ISO 8601 string or epoch seconds; sent as ISO 8601 in UTC. Must be before
-        the run's ``data_interval_end`` (see the module docstring), else refused before any request.
-    :param endpoint: path template with a ``{segment_id}`` placeholder (default
-        ``"/segments/{segment_id}/devices_export"``, e.g. ``"/api/segments/{segment_id}/devices_export"``).
-    :param file_format: ``"csv"`` (default) or ``"xls"``.
-    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
-    :param followanalytics_conn_id: the FollowAnalytics connection.
-    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    :param segment_id: segment identifier, e.g. ``"FASEGMT_abcd12"``.
+    :param fields: device fields to export, e.g. ``["current_user_id"]``; all fields when not given.
+    :param updated_since: only devices updated since this moment; must be before the run's
+        ``data_interval_end`` (see the module docstring).
     """
 
     default_endpoint = "/segments/{segment_id}/devices_export"
@@ -280,33 +253,12 @@ class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
     Calls ``/api/apps/{app_identifier}/devices_export``. Filters are optional and combine;
     ``updated_since`` makes a daily delta export.
 
-    .. code-block:: python
-
-        start = FollowAnalyticsAppDevicesExportOperator(
-            task_id="app_devices",
-            app_identifier="FAAPPLI_123456789",
-            fields="device_id,current_user_id",
-            segment_ids=["FASEGMT_abcd12"],
-            updated_since="{{ data_interval_start }}",
-        )
-
-    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"`` (percent-encoded in the path;
-        whitespace, ``/``, ``..``, ``?``, ``#``, ``%``, ``,`` and control characters are refused).
-    :param fields: device fields to export (list or comma string); all fields when not given.
+    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"``.
+    :param fields: device fields to export; all fields when not given.
     :param current_user_ids: only devices whose current user id is in this list.
     :param device_ids: only these devices.
     :param segment_ids: only devices in these segments (segment identifiers).
-    :param updated_since: only devices updated since this moment (datetime, date, ISO 8601 or
-        epoch seconds; sent as ISO 8601 in UTC). Must be before the run's ``data_interval_end``.
-    :param endpoint: path template with an ``{app_identifier}`` placeholder
-        (default ``"/api/apps/{app_identifier}/devices_export"``).
-    :param file_format: ``"csv"`` (default) or ``"xls"``.
-    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
-    :param followanalytics_conn_id: the FollowAnalytics connection.
-    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
-
-    List arguments take a list/tuple or a comma string and are sent as ``a,b`` (an empty list
-    leaves the filter out).
+    :param updated_since: only devices updated since this moment; must be before the run's ``data_interval_end``.
     """
 
     default_endpoint = "/api/apps/{app_identifier}/devices_export"
@@ -342,36 +294,20 @@ class FollowAnalyticsAppDevicesExportOperator(FollowAnalyticsExportOperator):
 class FollowAnalyticsAppEventsExportOperator(FollowAnalyticsExportOperator):
     """Export the raw events of an app (one row per event), optionally for a time window.
 
-    Calls ``/api/apps/{app_identifier}/events_export``. For a daily delta, pass the data
-    interval as ``since_date`` / ``until_date``.
+    Calls ``/api/apps/{app_identifier}/events_export``. For a daily delta, pass
+    ``"{{ data_interval_start }}"`` / ``"{{ data_interval_end }}"`` as ``since_date`` / ``until_date``.
 
-    .. code-block:: python
-
-        start = FollowAnalyticsAppEventsExportOperator(
-            task_id="app_events",
-            app_identifier="FAAPPLI_123456789",
-            since_date="{{ data_interval_start }}",
-            until_date="{{ data_interval_end }}",
-        )
-
-    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"`` (percent-encoded in the path).
-    :param fields: event fields to export (list or comma string); all fields when not given.
-    :param since_date: first moment of the window (datetime, date, ISO 8601 or epoch seconds;
-        sent as ISO 8601 in UTC). Without ``until_date``, it must be before the run's
-        ``data_interval_end``.
-    :param until_date: end of the window (same forms), after ``since_date`` (equal bounds are an
-        empty window and refused). The API documentation does not say whether events at exactly
-        ``until_date`` are included: the API receives this instant as given, in ISO 8601 UTC, so
-        with the data interval as window consecutive runs share their boundary instant.
+    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"``.
+    :param fields: event fields to export; all fields when not given.
+    :param since_date: first moment of the window. Without ``until_date``, it must be before the
+        run's ``data_interval_end``.
+    :param until_date: end of the window, after ``since_date`` (equal bounds are an empty window and
+        refused). The API documentation does not say whether events at exactly ``until_date`` are
+        included: the API receives this instant as given, in ISO 8601 UTC, so with the data interval
+        as window consecutive runs share their boundary instant.
     :param device_ids: only events of these devices.
     :param user_ids: only events of these users.
     :param session_ids: only events of these sessions.
-    :param endpoint: path template with an ``{app_identifier}`` placeholder
-        (default ``"/api/apps/{app_identifier}/events_export"``).
-    :param file_format: ``"csv"`` (default) or ``"xls"``.
-    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
-    :param followanalytics_conn_id: the FollowAnalytics connection.
-    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
     """
 
     default_endpoint = "/api/apps/{app_identifier}/events_export"
@@ -419,16 +355,9 @@ class FollowAnalyticsPerformanceExportOperator(FollowAnalyticsExportOperator):
             period_end="{{ data_interval_end }}",
         )
 
-    :param app_identifiers: apps to include (list or comma string, at least one), sent as ``apps``.
-    :param period_start: first day of the period, at exactly midnight UTC: a date, a datetime
-        (naive = UTC), an ISO 8601 string (``"2024-01-01"``, ``"{{ data_interval_start }}"``) or
-        epoch seconds; sent as ``sd`` (epoch seconds).
-    :param period_end: end of the period, after ``period_start``, same forms; sent as ``ed``.
-    :param endpoint: export path (default ``"/api/performance_export"``).
-    :param file_format: ``"csv"`` (default) or ``"xls"``.
-    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
-    :param followanalytics_conn_id: the FollowAnalytics connection.
-    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    :param app_identifiers: apps to include (at least one), sent as ``apps``.
+    :param period_start: first day of the period, at exactly midnight UTC; sent as ``sd``.
+    :param period_end: end of the period, after ``period_start``; sent as ``ed``.
     """
 
     default_endpoint = "/api/performance_export"
@@ -461,27 +390,11 @@ class FollowAnalyticsUserMetricsExportOperator(FollowAnalyticsExportOperator):
     The API documentation's parameter table for this endpoint also lists a required ``apps``
     (comma list of app identifiers) while its example URL omits it; the operator therefore also
     sends ``apps=<app_identifier>``, the same app as in the path, which satisfies either reading.
+    Used like the performance export, with one ``app_identifier``.
 
-    .. code-block:: python
-
-        start = FollowAnalyticsUserMetricsExportOperator(
-            task_id="user_metrics",
-            app_identifier="FAAPPLI_123456789",
-            period_start="{{ data_interval_start }}",
-            period_end="{{ data_interval_end }}",
-        )
-
-    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"`` (percent-encoded in the path).
-    :param period_start: first day of the period, at exactly midnight UTC: a date, a datetime
-        (naive = UTC), an ISO 8601 string (``"2024-01-01"``, ``"{{ data_interval_start }}"``) or
-        epoch seconds; sent as ``sd`` (epoch seconds).
-    :param period_end: end of the period, after ``period_start``, same forms; sent as ``ed``.
-    :param endpoint: path template with an ``{app_identifier}`` placeholder
-        (default ``"/api/apps/{app_identifier}/analytics/download_metrics"``).
-    :param file_format: ``"csv"`` (default) or ``"xls"``.
-    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
-    :param followanalytics_conn_id: the FollowAnalytics connection.
-    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"``.
+    :param period_start: first day of the period, at exactly midnight UTC; sent as ``sd``.
+    :param period_end: end of the period, after ``period_start``; sent as ``ed``.
     """
 
     default_endpoint = "/api/apps/{app_identifier}/analytics/download_metrics"
@@ -507,29 +420,12 @@ class FollowAnalyticsUserMetricsExportOperator(FollowAnalyticsExportOperator):
 class FollowAnalyticsEventAnalysisExportOperator(FollowAnalyticsExportOperator):
     """Export the top events of an app, over whole days or the API's default (the last 6 days).
 
-    Calls ``/api/events_export`` with ``app`` and, when a period is given, ``sd`` and ``ed``
-    (both or neither).
-
-    .. code-block:: python
-
-        start = FollowAnalyticsEventAnalysisExportOperator(
-            task_id="top_events",
-            app_identifier="FAAPPLI_123456789",
-            period_start="{{ data_interval_start }}",
-            period_end="{{ data_interval_end }}",
-        )
+    Calls ``/api/events_export`` with ``app`` and, when a period is given, ``sd`` and ``ed``.
 
     :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"``, sent as ``app``.
-    :param period_start: first day of the period, at exactly midnight UTC: a date, a datetime
-        (naive = UTC), an ISO 8601 string (``"2024-01-01"``, ``"{{ data_interval_start }}"``) or
-        epoch seconds; sent as ``sd`` (epoch seconds). Give both ``period_start`` and
-        ``period_end``, or neither.
-    :param period_end: end of the period, after ``period_start``, same forms; sent as ``ed``.
-    :param endpoint: export path (default ``"/api/events_export"``).
-    :param file_format: ``"csv"`` (default) or ``"xls"``.
-    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
-    :param followanalytics_conn_id: the FollowAnalytics connection.
-    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    :param period_start: first day of the period, at exactly midnight UTC; sent as ``sd``. Give both
+        ``period_start`` and ``period_end``, or neither.
+    :param period_end: end of the period, after ``period_start``; sent as ``ed``.
     """
 
     default_endpoint = "/api/events_export"
@@ -556,30 +452,13 @@ class FollowAnalyticsEventContextExportOperator(FollowAnalyticsExportOperator):
     """Export the context of one event of an app (what surrounds it), over whole days or the API's default.
 
     Calls ``/api/event_details_export`` with ``app``, ``event_id`` and, when a period is given,
-    ``sd`` and ``ed`` (both or neither; without them the API uses its own default window).
-
-    .. code-block:: python
-
-        start = FollowAnalyticsEventContextExportOperator(
-            task_id="event_context",
-            app_identifier="FAAPPLI_123456789",
-            event_id=42,
-            period_start="2024-01-01",
-            period_end="2024-02-01",
-        )
+    ``sd`` and ``ed`` (without them the API uses its own default window).
 
     :param app_identifier: app identifier, e.g. ``"FAAPPLI_123456789"``, sent as ``app``.
     :param event_id: the event's integer id (``42`` or ``"42"``).
-    :param period_start: first day of the period, at exactly midnight UTC: a date, a datetime
-        (naive = UTC), an ISO 8601 string (``"2024-01-01"``, ``"{{ data_interval_start }}"``) or
-        epoch seconds; sent as ``sd`` (epoch seconds). Give both ``period_start`` and
-        ``period_end``, or neither.
-    :param period_end: end of the period, after ``period_start``, same forms; sent as ``ed``.
-    :param endpoint: export path (default ``"/api/event_details_export"``).
-    :param file_format: ``"csv"`` (default) or ``"xls"``.
-    :param skip_email: ``True`` (default): return a callback URL; ``False``: e-mail the file.
-    :param followanalytics_conn_id: the FollowAnalytics connection.
-    :return: the callback URL (``skip_email=True``), else the API's confirmation message.
+    :param period_start: first day of the period, at exactly midnight UTC; sent as ``sd``. Give both
+        ``period_start`` and ``period_end``, or neither.
+    :param period_end: end of the period, after ``period_start``; sent as ``ed``.
     """
 
     default_endpoint = "/api/event_details_export"

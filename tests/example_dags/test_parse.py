@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
-from airflow_provider_followanalytics.operators._params import sub_daily_schedule
+from airflow_provider_followanalytics.operators._fair_use import sub_daily_schedule
 from tests.example_dags.conftest import EXAMPLE_DAGS
 
 DAILY, WEEKLY = "0 0 * * *", "0 0 * * 0"

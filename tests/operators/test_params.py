@@ -11,7 +11,7 @@ from dateutil.relativedelta import relativedelta
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
-from airflow_provider_followanalytics.operators import _params
+from airflow_provider_followanalytics.operators import _fair_use, _params, _windows
 from tests.operators._dags import asset_or_time, cron_trigger, daily_data_intervals, events, make_dag
 
 UTC = dt.timezone.utc
@@ -41,7 +41,7 @@ JAN_1 = 1704067200
     ],
 )
 def test_every_documented_day_form_gives_the_same_sd(value: Any) -> None:
-    assert _params.epoch_day(value, "period_start") == JAN_1
+    assert _windows.epoch_day(value, "period_start") == JAN_1
 
 
 @pytest.mark.parametrize(
@@ -58,35 +58,35 @@ def test_every_documented_day_form_gives_the_same_sd(value: Any) -> None:
     ],
 )
 def test_iso_parameters_are_normalised_to_utc(value: Any, expected: str | None) -> None:
-    assert _params.iso_datetime(value, "updated_since") == expected
+    assert _windows.iso_datetime(value, "updated_since") == expected
 
 
 def test_iso_window_refuses_equal_and_reversed_bounds() -> None:
-    assert _params.iso_window("2024-01-01", dt.date(2024, 1, 2)) == (
+    assert _windows.iso_window("2024-01-01", dt.date(2024, 1, 2)) == (
         "2024-01-01T00:00:00+00:00",
         "2024-01-02T00:00:00+00:00",
     )
-    assert _params.iso_window(None, "2024-01-02") == (None, "2024-01-02T00:00:00+00:00")
+    assert _windows.iso_window(None, "2024-01-02") == (None, "2024-01-02T00:00:00+00:00")
     # Equal bounds: an empty export (what Airflow 3's plain "@daily" data interval renders to).
     with pytest.raises(FollowAnalyticsConfigError, match=r"must be after since_date='2024-01-01' \(on Airflow 3"):
-        _params.iso_window("2024-01-01", dt.date(2024, 1, 1))
+        _windows.iso_window("2024-01-01", dt.date(2024, 1, 1))
     with pytest.raises(FollowAnalyticsConfigError, match="until_date='2024-01-02' must be after since_date='2024-01"):
-        _params.iso_window("2024-01-02T00:00:01Z", "2024-01-02")
+        _windows.iso_window("2024-01-02T00:00:01Z", "2024-01-02")
 
 
 def test_open_delta_must_start_before_the_end_of_the_data_interval() -> None:
     day = dt.datetime(2024, 3, 10, tzinfo=dt.timezone.utc)
     one_day = (day - dt.timedelta(days=1), day)
-    assert _params.delta_start("2024-03-09", "updated_since", one_day) == "2024-03-09T00:00:00+00:00"
-    assert _params.delta_start("2024-03-10", "updated_since", None) == "2024-03-10T00:00:00+00:00"  # no interval
+    assert _windows.delta_start("2024-03-09", "updated_since", one_day) == "2024-03-09T00:00:00+00:00"
+    assert _windows.delta_start("2024-03-10", "updated_since", None) == "2024-03-10T00:00:00+00:00"  # no interval
     with pytest.raises(FollowAnalyticsConfigError, match="This run's data interval is empty") as err:
-        _params.delta_start("2024-03-10T00:00:00+00:00", "updated_since", (day, day))
+        _windows.delta_start("2024-03-10T00:00:00+00:00", "updated_since", (day, day))
     assert "CronDataIntervalTimetable('@daily', timezone='UTC')" in str(err.value)
     with pytest.raises(FollowAnalyticsConfigError, match="with updated_since='{{ data_interval_start }}'"):
-        _params.delta_start("2024-03-10", "updated_since", one_day)  # data_interval_end: nothing of the day
+        _windows.delta_start("2024-03-10", "updated_since", one_day)  # data_interval_end: nothing of the day
     # since_date without until_date is the same kind of open delta.
     with pytest.raises(FollowAnalyticsConfigError, match="since_date='2024-03-10' is not before the end"):
-        _params.iso_window("2024-03-10", None, interval=(day, day))
+        _windows.iso_window("2024-03-10", None, interval=(day, day))
 
 
 @pytest.mark.parametrize(
@@ -186,19 +186,19 @@ def test_export_request_description_shows_period_as_days_and_cuts_long_values() 
 )
 def test_schedules_that_run_more_than_daily_are_recognised(schedule: Any, expected: str | None) -> None:
     dag = make_dag("fair_use_probe", schedule)
-    assert _params.sub_daily_schedule(dag.timetable) == expected
+    assert _fair_use.sub_daily_schedule(dag.timetable) == expected
 
 
 def test_other_timetables_are_recognised() -> None:
     noon = dt.datetime(2024, 1, 1, 12, tzinfo=UTC)
-    assert _params.sub_daily_schedule(cron_trigger("*/5 * * * *")) == "cron '*/5 * * * *'"
-    assert _params.sub_daily_schedule(daily_data_intervals()) is None
-    assert _params.sub_daily_schedule(asset_or_time(cron_trigger("@hourly"))) == "cron '0 * * * *'"
-    assert _params.sub_daily_schedule(asset_or_time(cron_trigger("@daily"))) is None
-    assert _params.sub_daily_schedule(events(noon, noon + dt.timedelta(hours=1))) == "on events less than a day apart"
-    assert _params.sub_daily_schedule(events(noon, noon + dt.timedelta(days=1))) is None
+    assert _fair_use.sub_daily_schedule(cron_trigger("*/5 * * * *")) == "cron '*/5 * * * *'"
+    assert _fair_use.sub_daily_schedule(daily_data_intervals()) is None
+    assert _fair_use.sub_daily_schedule(asset_or_time(cron_trigger("@hourly"))) == "cron '0 * * * *'"
+    assert _fair_use.sub_daily_schedule(asset_or_time(cron_trigger("@daily"))) is None
+    assert _fair_use.sub_daily_schedule(events(noon, noon + dt.timedelta(hours=1))) == "on events less than a day apart"
+    assert _fair_use.sub_daily_schedule(events(noon, noon + dt.timedelta(days=1))) is None
     continuous = make_dag("fair_use_continuous", "@continuous", max_active_runs=1).timetable
-    assert _params.sub_daily_schedule(continuous) == "@continuous"
+    assert _fair_use.sub_daily_schedule(continuous) == "@continuous"
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3, reason="MultipleCronTriggerTimetable is new in Airflow 3")
@@ -206,5 +206,5 @@ def test_several_daily_crons_together_run_more_than_daily() -> None:
     from airflow.sdk import MultipleCronTriggerTimetable
 
     together = MultipleCronTriggerTimetable("0 1 * * *", "0 2 * * *", timezone="UTC")
-    assert _params.sub_daily_schedule(together) == "cron '0 1 * * * | 0 2 * * *'"
-    assert _params.sub_daily_schedule(MultipleCronTriggerTimetable("0 1 * * 1", "0 1 * * 3", timezone="UTC")) is None
+    assert _fair_use.sub_daily_schedule(together) == "cron '0 1 * * * | 0 2 * * *'"
+    assert _fair_use.sub_daily_schedule(MultipleCronTriggerTimetable("0 1 * * 1", "0 1 * * 3", timezone="UTC")) is None
