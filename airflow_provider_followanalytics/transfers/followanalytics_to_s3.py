@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import PACKAGE, FollowAnalyticsTransferOperator, static_uri
-from airflow_provider_followanalytics.transfers._s3_uploads import abort_unfinished_uploads, check_writable
 from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
 
 if TYPE_CHECKING:
@@ -21,9 +20,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_followanalytics.transfers._streaming import ExportReader
 
-S3_MIN_PART_SIZE = 5 * MiB
-S3_MAX_PART_SIZE = 5 * 1024 * MiB
-S3_MAX_PARTS = 10_000
+S3_MIN_PART_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS = 5 * MiB, 5 * 1024 * MiB, 10_000
 
 
 def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
@@ -38,8 +35,7 @@ def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
         )
     if s3_bucket is not None and not isinstance(s3_bucket, str):
         raise FollowAnalyticsConfigError(f"s3_bucket={s3_bucket!r} is invalid; expected a bucket name.")
-    bucket_arg = (s3_bucket or "").strip()
-    key = s3_key.strip()
+    bucket_arg, key = (s3_bucket or "").strip(), s3_key.strip()
     if key.lower().startswith("s3://"):
         bucket, _, key = key[len("s3://") :].partition("/")  # keys may hold '?' or '#': no URL parsing
         if not bucket or not key:
@@ -56,7 +52,7 @@ def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
         raise FollowAnalyticsConfigError(
             f"s3_bucket is missing for s3_key={s3_key!r}; give s3_bucket, or a full 's3://bucket/key' as s3_key."
         )
-    if "/" in bucket_arg or "://" in bucket_arg:
+    if "/" in bucket_arg:  # also a URL ('s3://lake')
         raise FollowAnalyticsConfigError(
             f"s3_bucket={s3_bucket!r} is not a bucket name; give the name only (e.g. 'my-lake') and the path in s3_key."
         )
@@ -75,15 +71,12 @@ def part_size_for(part_size: int, content_length: int | None) -> int:
 
 
 class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
-    """Stream a ready FollowAnalytics export into an S3 object, in bounded memory.
+    """Stream a ready FollowAnalytics export into an S3 object with boto3's managed multipart upload.
 
-    boto3's ``upload_fileobj`` reads the export while it downloads and sends it as a multipart
-    upload, ``upload_concurrency`` parts at a time: memory stays at about
-    ``(upload_concurrency + 2) x part_size`` whatever the file size; an export smaller than one part
-    is one ``PutObject``. The object appears on ``CompleteMultipartUpload`` only, once the whole
-    export arrived and matched its ``Content-Length``: a broken download makes boto3 abort the
-    multipart upload, and the transfer starts again from zero (``download_attempts``). A failed
-    transfer leaves no object, no pending multipart upload, and an existing object untouched.
+    Memory stays at about ``(upload_concurrency + 2) x part_size`` whatever the file size; an
+    export smaller than one part is one ``PutObject``. The object appears on
+    ``CompleteMultipartUpload`` only: a failed transfer leaves no object, no pending multipart
+    upload, and an existing object untouched.
 
     :param s3_key: destination key, or a full ``s3://bucket/key`` URL (templated).
     :param s3_bucket: destination bucket; None when ``s3_key`` is a full URL (templated).
@@ -92,13 +85,11 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         downloading anything when the object exists.
     :param encrypt: ask S3 to encrypt the object at rest (``ServerSideEncryption=AES256``).
     :param acl_policy: canned ACL of the object, e.g. ``"bucket-owner-full-control"``.
-    :param content_type: Content-Type of the object. Default: the export's (CSV as
-        ``text/csv; charset=utf-8``, XLS), or the key's suffix; ``application/gzip`` with ``gzip``.
+    :param content_type: Content-Type of the object (default: see ``FollowAnalyticsTransferOperator``).
     :param part_size: bytes per part, >= 5 MiB (default 8 MiB; larger when an export of announced
         size needs more than S3's 10,000 parts).
     :param upload_concurrency: parts uploaded at the same time, 1-16 (default 4).
-    :return: ``s3://bucket/key``; without Jinja in bucket and key it is also the task's outlet (an
-        Asset / Dataset); for a templated one, pass ``outlets=[...]`` yourself.
+    :return: ``s3://bucket/key``.
 
     The other arguments are those of every transfer (``FollowAnalyticsTransferOperator``).
     """
@@ -141,7 +132,7 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         return self.store_hook_class(aws_conn_id=self.aws_conn_id)
 
     def prepare(self) -> str:
-        """Check the destination (and ``replace``) before anything is downloaded."""
+        """Check the key, ``replace`` and write access before anything is downloaded."""
         self._bucket, self._key = parse_s3_destination(self.s3_bucket, self.s3_key)
         uri = f"s3://{self._bucket}/{self._key}"
         if not self.replace and self.s3_hook.check_for_key(self._key, bucket_name=self._bucket):
@@ -150,9 +141,8 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
                 "overwrite it, or template the key (e.g. with {{ ds }}) to write one object per run."
             )
         client = self.s3_hook.get_conn()
-        check_writable(client, self._bucket, self._key, self._upload_args(), self.aws_conn_id)
-        # A killed earlier attempt could not abort its own multipart upload.
-        abort_unfinished_uploads(client, self._bucket, self._key, self.log)
+        self._check_writable(client)
+        self._abort_unfinished_uploads(client)
         return uri
 
     def _upload_args(self) -> dict[str, Any]:
@@ -161,24 +151,57 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
             **({"ACL": self.acl_policy} if self.acl_policy else {}),
         }
 
+    def _check_writable(self, client: Any) -> None:
+        """Start a multipart upload of the key and abort it: S3 answers the real upload's question
+        (``s3:PutObject``, encryption and ACL included) before the download, and nothing is left."""
+        from botocore.exceptions import ClientError
+
+        bucket, key = self._bucket, self._key
+        try:
+            upload = client.create_multipart_upload(Bucket=bucket, Key=key, **self._upload_args())
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", "?"), error.get("Message", "")
+            hint = (
+                "Create the bucket, or fix the bucket name."
+                if code == "NoSuchBucket"
+                else f"Grant the connection's identity s3:PutObject on s3://{bucket}/*."
+            )
+            raise FollowAnalyticsError(
+                f"Cannot write to S3 bucket {bucket!r} (key {key!r}) with connection {self.aws_conn_id!r}: "
+                f"{code}: {message}. Nothing was downloaded. {hint}"
+            ) from None
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+
+    def _abort_unfinished_uploads(self, client: Any) -> None:
+        """Abort the multipart uploads of exactly this key that an attempt killed with SIGKILL (OOM, lost
+        worker, eviction) could not abort: one key is written by one task, so no other writer's upload is
+        touched. A bucket lifecycle rule remains the safety net for tasks never retried (see the README)."""
+        pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=self._bucket, Prefix=self._key)
+        ids = [upload["UploadId"] for page in pages for upload in page.get("Uploads", []) if upload["Key"] == self._key]
+        for upload_id in ids:
+            client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
+        if ids:
+            self.log.warning(
+                "Aborted %d unfinished multipart upload(s) of s3://%s/%s left by an earlier attempt that was killed",
+                len(ids),
+                self._bucket,
+                self._key,
+            )
+
     def upload(self, reader: ExportReader) -> str:
         """``upload_fileobj`` from the reader; boto3 aborts the multipart upload if a read raises."""
         from boto3.s3.transfer import TransferConfig
 
         part_size = part_size_for(self.part_size, reader.content_length)
         config = TransferConfig(
-            multipart_threshold=part_size,
-            multipart_chunksize=part_size,
-            max_concurrency=self.upload_concurrency,
-            use_threads=True,
+            multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=self.upload_concurrency
         )
         # Parts read and queued or on the wire (boto3's default is 10): one more waits being read.
         config.max_in_memory_upload_chunks = self.upload_concurrency
-        extra: dict[str, Any] = {
-            "ContentType": self.content_type or content_type_for(reader.content_type, self._key, self.gzip),
-            **self._upload_args(),
-        }
+        content_type = self.content_type or content_type_for(reader.content_type, self._key, self.gzip)
         client = self.s3_hook.get_conn()
+        extra = {"ContentType": content_type, **self._upload_args()}
         client.upload_fileobj(reader, self._bucket, self._key, ExtraArgs=extra, Config=config)
         # botocore's request objects sit in reference cycles that keep the last parts' buffers
         # (up to upload_concurrency x part_size) alive until a full collection: free them now.
