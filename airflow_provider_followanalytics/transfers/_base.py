@@ -111,16 +111,12 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         if "outlets" not in kwargs and outlet_uri is not None:
             kwargs["outlets"] = [lineage_uri_object(outlet_uri)]
         super().__init__(**kwargs)
-        self.callback_url = callback_url
-        self.followanalytics_conn_id = followanalytics_conn_id
-        self.gzip = gzip
+        self.callback_url, self.followanalytics_conn_id, self.gzip = callback_url, followanalytics_conn_id, gzip
         self.gzip_level = check_int("gzip_level", gzip_level, 0, 9, "an integer from 0 to 9")
         if download_attempts is not None:
             check_int("download_attempts", download_attempts, 1, 1 << 20, "a positive integer (or None)")
-        self.download_attempts = download_attempts
-        self.deferrable = deferrable
-        self.poll_interval = float(poll_interval)
-        self.wait_timeout = float(wait_timeout)
+        self.download_attempts, self.deferrable = download_attempts, deferrable
+        self.poll_interval, self.wait_timeout = float(poll_interval), float(wait_timeout)
         #: What was written, for lineage: the destination URL, or the ObjectStoragePath (its Azure account).
         self.written_to: Any = None
 

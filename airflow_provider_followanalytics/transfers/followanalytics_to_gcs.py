@@ -1,8 +1,4 @@
-"""FollowAnalyticsToGCSOperator: stream a ready export into GCS with a resumable upload, in bounded memory.
-
-google-cloud-storage and the Google provider (``airflow-provider-followanalytics[google]``) are
-imported when the task runs, not when the DAG file is parsed.
-"""
+"""FollowAnalyticsToGCSOperator: stream a ready export into GCS with a resumable upload (imported at run time)."""
 
 from __future__ import annotations
 

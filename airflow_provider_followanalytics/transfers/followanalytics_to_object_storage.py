@@ -1,7 +1,4 @@
-"""FollowAnalyticsToObjectStorageOperator: stream a ready export to any ``ObjectStoragePath``, in bounded memory.
-
-fsspec and the store's library are imported when the task runs, not when the DAG file is parsed.
-"""
+"""FollowAnalyticsToObjectStorageOperator: stream a ready export to any ``ObjectStoragePath`` (fsspec, at run time)."""
 
 from __future__ import annotations
 

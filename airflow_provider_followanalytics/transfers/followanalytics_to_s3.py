@@ -1,8 +1,4 @@
-"""FollowAnalyticsToS3Operator: stream a ready export into S3 with boto3's managed upload, in bounded memory.
-
-boto3 and the Amazon provider (``airflow-provider-followanalytics[amazon]``) are imported when the
-task runs, not when the DAG file is parsed.
-"""
+"""FollowAnalyticsToS3Operator: stream a ready export into S3 with boto3's managed upload (imported at run time)."""
 
 from __future__ import annotations
 
@@ -24,10 +20,7 @@ S3_MIN_PART_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS = 5 * MiB, 5 * 1024 * MiB, 10_0
 
 
 def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
-    """Return ``(bucket, key)`` from ``s3_bucket`` and ``s3_key`` (a key, or a full ``s3://bucket/key``).
-
-    :raises FollowAnalyticsConfigError: when the pair does not name one object.
-    """
+    """``(bucket, key)`` from ``s3_bucket`` and ``s3_key`` (a key, or a full ``s3://bucket/key``), or a config error."""
     if not isinstance(s3_key, str) or not s3_key.strip():
         raise FollowAnalyticsConfigError(
             f"s3_key={s3_key!r} is invalid; expected an object key such as 'exports/devices.csv' "
@@ -60,10 +53,8 @@ def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
 
 
 def part_size_for(part_size: int, content_length: int | None) -> int:
-    """``part_size``, or larger (whole MiB) for an export of announced size that needs more than 10,000 parts.
-
-    Gzip output is counted at the export's size plus 1 %: deflate never grows data by more.
-    """
+    """``part_size``, or larger (whole MiB) for an export of announced size that needs more than 10,000 parts
+    (gzip output counted at the export's size plus 1 %: deflate never grows data by more)."""
     if content_length is None:
         return part_size
     needed = -(-(content_length + content_length // 100 + MiB) // S3_MAX_PARTS)
@@ -140,9 +131,7 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
                 f"{uri} already exists and replace=False; nothing was downloaded. Set replace=True to "
                 "overwrite it, or template the key (e.g. with {{ ds }}) to write one object per run."
             )
-        client = self.s3_hook.get_conn()
-        self._check_writable(client)
-        self._abort_unfinished_uploads(client)
+        self._check_key(self.s3_hook.get_conn())
         return uri
 
     def _upload_args(self) -> dict[str, Any]:
@@ -151,9 +140,10 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
             **({"ACL": self.acl_policy} if self.acl_policy else {}),
         }
 
-    def _check_writable(self, client: Any) -> None:
-        """Start a multipart upload of the key and abort it: S3 answers the real upload's question
-        (``s3:PutObject``, encryption and ACL included) before the download, and nothing is left."""
+    def _check_key(self, client: Any) -> None:
+        """Start a multipart upload of the key and abort it, so that S3 answers the real upload's question
+        (``s3:PutObject``, encryption and ACL included) before the download; then abort the uploads of this
+        very key that an attempt killed by SIGKILL (OOM, eviction) left: one key is written by one task."""
         from botocore.exceptions import ClientError
 
         bucket, key = self._bucket, self._key
@@ -172,22 +162,17 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
                 f"{code}: {message}. Nothing was downloaded. {hint}"
             ) from None
         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
-
-    def _abort_unfinished_uploads(self, client: Any) -> None:
-        """Abort the multipart uploads of exactly this key that an attempt killed with SIGKILL (OOM, lost
-        worker, eviction) could not abort: one key is written by one task, so no other writer's upload is
-        touched. A bucket lifecycle rule remains the safety net for tasks never retried (see the README)."""
-        pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=self._bucket, Prefix=self._key)
-        ids = [upload["UploadId"] for page in pages for upload in page.get("Uploads", []) if upload["Key"] == self._key]
-        for upload_id in ids:
-            client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id)
-        if ids:
-            self.log.warning(
-                "Aborted %d unfinished multipart upload(s) of s3://%s/%s left by an earlier attempt that was killed",
-                len(ids),
-                self._bucket,
-                self._key,
+        pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key)
+        orphans = [
+            pending["UploadId"] for page in pages for pending in page.get("Uploads", []) if pending["Key"] == key
+        ]
+        for upload_id in orphans:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        if orphans:
+            aborted = (
+                "Aborted %d unfinished multipart upload(s) of s3://%s/%s left by an earlier attempt that was killed"
             )
+            self.log.warning(aborted, len(orphans), bucket, key)
 
     def upload(self, reader: ExportReader) -> str:
         """``upload_fileobj`` from the reader; boto3 aborts the multipart upload if a read raises."""
