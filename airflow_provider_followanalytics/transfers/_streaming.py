@@ -30,11 +30,9 @@ def content_type_for(server_content_type: str, object_name: str, gzip: bool) -> 
     """The object's Content-Type: gzip, else the export's own (CSV is UTF-8), else by the name's suffix."""
     if gzip:
         return "application/gzip"
-    media = server_content_type.split(";", 1)[0].strip().lower()
-    if media in _TYPES_BY_MEDIA:
-        return _TYPES_BY_MEDIA[media]
+    by_media = _TYPES_BY_MEDIA.get(server_content_type.split(";", 1)[0].strip().lower())
     by_suffix = _TYPES_BY_SUFFIX.get(PurePosixPath(object_name).suffix.lower())
-    return by_suffix or server_content_type.strip() or "application/octet-stream"
+    return by_media or by_suffix or server_content_type.strip() or "application/octet-stream"
 
 
 class ExportReader(io.RawIOBase):
@@ -52,8 +50,7 @@ class ExportReader(io.RawIOBase):
         super().__init__()
         self._export, self._chunks = export, export.chunks()
         self._compressor = None if gzip_level is None else zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
-        self._pending = memoryview(b"")
-        self._ended = False
+        self._pending, self._ended = memoryview(b""), False
         self._error: BaseException | None = None
         self.bytes_out = 0
         self.content_type = export.content_type
@@ -85,12 +82,9 @@ class ExportReader(io.RawIOBase):
                 self._error = exc  # a finished generator would look like a clean end next time
                 raise
             self._ended = chunk is None
-            if self._compressor is None:
-                self._pending = memoryview(chunk or b"")
-            else:
-                self._pending = memoryview(
-                    self._compressor.flush() if chunk is None else self._compressor.compress(chunk)
-                )
+            if self._compressor is not None:
+                chunk = self._compressor.flush() if chunk is None else self._compressor.compress(chunk)
+            self._pending = memoryview(chunk or b"")
         return True
 
     def readinto(self, buffer: Any) -> int:

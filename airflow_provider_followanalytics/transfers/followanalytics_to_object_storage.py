@@ -41,19 +41,10 @@ ALIASES = {"wasb": "abfs", "wasbs": "abfss", "az": "abfs"}
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
 
 
-def bucket_and_key(path: Any) -> tuple[str, str]:
-    """Bucket (container) and key of an ``ObjectStoragePath`` (its ``bucket`` holds the conn id on 2.10)."""
-    bucket, _, key = str(path.path).partition("/")
-    return bucket, key
-
-
 def destination_uri(path: Any) -> str:
     """``protocol://bucket/key`` of an ``ObjectStoragePath`` (``file:///abs/path`` locally), without the conn id."""
-    return (
-        f"file://{path.path}"
-        if path.protocol in LOCAL_PROTOCOLS
-        else "{}://{}/{}".format(path.protocol, *bucket_and_key(path))
-    )
+    bucket, _, key = str(path.path).partition("/")  # not path.bucket: it holds the conn id on Airflow 2.10
+    return f"file://{path.path}" if path.protocol in LOCAL_PROTOCOLS else f"{path.protocol}://{bucket}/{key}"
 
 
 def _unalias(url: str) -> str:
@@ -183,7 +174,7 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
             )
         destination = _unalias(self.destination) if isinstance(self.destination, str) else self.destination
         self._path = self.written_to = path = object_storage_path(destination, self.conn_id)
-        uri, (bucket, key) = destination_uri(path), bucket_and_key(path)
+        uri, (bucket, _, key) = destination_uri(path), str(path.path).partition("/")
         if not key or path.path.endswith("/"):
             raise FollowAnalyticsConfigError(f"destination {uri} names no object (it ends with '/' or is a bucket).")
         if path.protocol in LOCAL_PROTOCOLS:
