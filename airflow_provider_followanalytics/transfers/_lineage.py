@@ -1,9 +1,7 @@
 """OpenLineage datasets of a transfer: the FollowAnalytics export in, the object written out.
 
-The openlineage provider is imported by :func:`lineage_of` only (DAG files stay cheap to parse). Names
-follow the OpenLineage dataset naming spec, as ``openlineage.client.naming.dataset`` and the providers'
-asset converters do: ``s3://bucket`` + key, ``gs://bucket`` + object, ``file`` + absolute path,
-``abfss://container@account.dfs.core.windows.net`` (``wasbs://`` likewise) + path.
+The openlineage provider is imported by :func:`lineage_of` only (DAG files stay cheap to parse). Names follow
+the OpenLineage naming spec (``openlineage.client.naming.dataset``, the providers' asset converters).
 """
 
 from __future__ import annotations

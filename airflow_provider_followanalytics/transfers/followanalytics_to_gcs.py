@@ -33,9 +33,8 @@ def check_gcs_destination(bucket_name: object, object_name: object) -> tuple[str
 class FollowAnalyticsToGCSOperator(FollowAnalyticsTransferOperator):
     """Stream a ready FollowAnalytics export into a GCS object with one resumable upload.
 
-    Memory stays at about ``2 x chunk_size`` whatever the file size. GCS creates the object on the
-    final chunk only: a failed transfer leaves the unfinished session unused (no object; GCS drops
-    it after a week), and an existing object is replaced only by a transfer that succeeds.
+    Memory stays at about ``2 x chunk_size``. GCS creates the object on the final chunk only: a
+    failed transfer leaves an unfinished session (no object; GCS drops it after a week).
 
     :param bucket_name: destination bucket (templated).
     :param object_name: destination object name (templated).

@@ -128,12 +128,10 @@ def _renamed_file(path: Any, block_size: int) -> Iterator[Any]:
 class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
     """Stream a ready FollowAnalytics export to an ``ObjectStoragePath``, never leaving a partial object.
 
-    A local file (``file:///data/x.csv``; missing folders are created), Azure Blob Storage / ADLS
-    Gen2 (``abfs://azure_conn@container/path``; ``wasb://`` is read as ``abfs://``), S3
-    (``s3://aws_conn@bucket/key``, s3fs), GCS (``gs://gcp_conn@bucket/name``, gcsfs) or any other
-    store Airflow's object storage knows, written ``block_size`` bytes at a time (memory: about two
-    blocks). Object stores stage the upload and publish it at the end; other stores get a hidden
-    ``.<name>.<random>.partial`` file beside the destination, renamed onto it (README, *Transfers*).
+    A local file (``file:///data/x.csv``; missing folders are created), Azure (``abfs://azure_conn@container/path``;
+    ``wasb://`` is read as ``abfs://``), S3 (s3fs), GCS (gcsfs) or any store Airflow's object storage knows,
+    ``block_size`` bytes at a time. Object stores stage the upload and publish it at the end; other stores
+    get a hidden ``.<name>.<random>.partial`` file beside the destination, renamed onto it (README).
 
     :param destination: an ``ObjectStoragePath``, or its URL (templated).
     :param conn_id: the Airflow connection of the store, when the URL names none (templated).

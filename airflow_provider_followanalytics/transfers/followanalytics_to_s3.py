@@ -64,10 +64,8 @@ def part_size_for(part_size: int, content_length: int | None) -> int:
 class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
     """Stream a ready FollowAnalytics export into an S3 object with boto3's managed multipart upload.
 
-    Memory stays at about ``(upload_concurrency + 2) x part_size`` whatever the file size; an
-    export smaller than one part is one ``PutObject``. The object appears on
-    ``CompleteMultipartUpload`` only: a failed transfer leaves no object, no pending multipart
-    upload, and an existing object untouched.
+    Memory stays at about ``(upload_concurrency + 2) x part_size``. The object appears on
+    ``CompleteMultipartUpload`` only (an export smaller than one part is one ``PutObject``).
 
     :param s3_key: destination key, or a full ``s3://bucket/key`` URL (templated).
     :param s3_bucket: destination bucket; None when ``s3_key`` is a full URL (templated).
