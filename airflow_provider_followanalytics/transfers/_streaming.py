@@ -5,6 +5,7 @@ and by ``FollowAnalyticsHook.download_export`` (internal): upload libraries pull
 from __future__ import annotations
 
 import io
+import shutil
 import time
 import zlib
 from pathlib import PurePosixPath
@@ -164,8 +165,7 @@ def download_to_file(
 
     def copy(reader: ExportReader) -> int:
         try:
-            for chunk in iter(lambda: reader.read(chunk_size), b""):
-                fileobj.write(chunk)
+            shutil.copyfileobj(reader, fileobj, chunk_size)
         except FollowAnalyticsDownloadError:
             fileobj.seek(start)
             fileobj.truncate()

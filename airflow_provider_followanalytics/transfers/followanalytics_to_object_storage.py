@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -195,8 +196,7 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
         """Write every block, then publish; discard the staged upload or temporary file on any error."""
         path, staged = self._path, self._path.protocol in STAGING_PROTOCOLS
         with _staged_file(path, self.block_size, self.log) if staged else _renamed_file(path, self.block_size) as file:
-            for block in iter(lambda: reader.read(self.block_size), b""):
-                file.write(block)
+            shutil.copyfileobj(reader, file, self.block_size)
         stored = path.fs.size(path.path)
         self.check_stored_size(destination_uri(path), stored, reader.bytes_out, lambda: path.fs.rm_file(path.path))
         return "staged upload, committed" if staged else "temporary file, renamed"
