@@ -13,8 +13,7 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_S3_SCHEMES = {"s3", "s3a", "s3n"}
-_GCS_SCHEMES = {"gs", "gcs"}
+_BUCKET_SCHEMES = {"s3": "s3", "s3a": "s3", "s3n": "s3", "gs": "gs", "gcs": "gs"}  # the spec's name of each
 _AZURE_SCHEMES = {"abfs": "abfss", "abfss": "abfss", "wasb": "wasbs", "wasbs": "wasbs"}
 _AZURE_DOMAIN = "dfs.core.windows.net"  # what the naming spec puts after the account, for both
 
@@ -40,10 +39,8 @@ def object_dataset(destination_uri: str, account_name: str | None = None) -> tup
     key = parts.path.lstrip("/") or "/"
     if scheme in ("file", "local"):
         return (f"file://{host}" if host else "file"), parts.path or "/"
-    if scheme in _S3_SCHEMES:
-        return f"s3://{host}", key
-    if scheme in _GCS_SCHEMES:
-        return f"gs://{host}", key
+    if scheme in _BUCKET_SCHEMES:
+        return f"{_BUCKET_SCHEMES[scheme]}://{host}", key
     if scheme in _AZURE_SCHEMES:
         account, container = account_name, host
         if "." in host:  # Azure's form: container@account.<endpoint> (container names have no dots)

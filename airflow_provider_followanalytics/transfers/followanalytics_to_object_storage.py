@@ -89,6 +89,7 @@ def _staged_file(path: Any, block_size: int, log: Any) -> Iterator[Any]:
 
 
 def _discard(file: Any, protocol: str, log: Any) -> None:
+    """Drop a staged upload without publishing any of it; a failure to do so is only logged."""
     try:
         if protocol in COMMIT_ON_CLOSE_PROTOCOLS:
             from adlfs.utils import close_container_client
