@@ -64,10 +64,17 @@ def static_value(value: object) -> str | None:
 class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
     """Base of the transfers: stream a ready export into one object, or defer until it is ready.
 
+    The upload runs while the export downloads, in bounded memory, and publishes the object only
+    once the whole export arrived and matched its size: a broken download starts again from zero,
+    and a transfer that gives up leaves nothing behind (README, *Transfers*). The object's
+    Content-Type is the export's (CSV as ``text/csv; charset=utf-8``, XLS) or follows the name's
+    suffix; ``application/gzip`` (no Content-Encoding) with ``gzip``. A destination without Jinja
+    is the task's outlet (an Asset / Dataset); for a templated one, pass ``outlets=[...]`` yourself.
+
     :param callback_url: the export's callback URL (templated; the export operator's or
         ``ExportReadySensor``'s ``output``).
     :param followanalytics_conn_id: the FollowAnalytics connection (templated).
-    :param gzip: compress on the fly into one gzip member (Content-Type ``application/gzip``).
+    :param gzip: compress on the fly into one gzip member.
     :param gzip_level: zlib compression level, 0-9 (default 6).
     :param download_attempts: downloads before giving up (default: the connection's ``max_retries`` + 1).
     :param deferrable: when the export is not ready yet (HTTP 202), wait in the triggerer
@@ -104,16 +111,12 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         if "outlets" not in kwargs and outlet_uri is not None:
             kwargs["outlets"] = [lineage_uri_object(outlet_uri)]
         super().__init__(**kwargs)
-        self.callback_url = callback_url
-        self.followanalytics_conn_id = followanalytics_conn_id
-        self.gzip = gzip
+        self.callback_url, self.followanalytics_conn_id, self.gzip = callback_url, followanalytics_conn_id, gzip
         self.gzip_level = check_int("gzip_level", gzip_level, 0, 9, "an integer from 0 to 9")
         if download_attempts is not None:
             check_int("download_attempts", download_attempts, 1, 1 << 20, "a positive integer (or None)")
-        self.download_attempts = download_attempts
-        self.deferrable = deferrable
-        self.poll_interval = float(poll_interval)
-        self.wait_timeout = float(wait_timeout)
+        self.download_attempts, self.deferrable = download_attempts, deferrable
+        self.poll_interval, self.wait_timeout = float(poll_interval), float(wait_timeout)
         #: What was written, for lineage: the destination URL, or the ObjectStoragePath (its Azure account).
         self.written_to: Any = None
 

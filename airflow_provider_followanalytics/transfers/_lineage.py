@@ -1,11 +1,7 @@
 """OpenLineage datasets of a transfer: the FollowAnalytics export in, the object written out.
 
-Nothing here imports the openlineage provider at module import (DAG files stay cheap to parse);
-:func:`lineage_of` imports it when called, from a transfer's ``get_openlineage_facets_on_complete``,
-and returns None when it is not installed. Names follow the OpenLineage dataset naming spec (the
-same strings as ``openlineage.client.naming.dataset`` and the amazon / google / common-io providers'
-asset converters): ``s3://bucket`` + key, ``gs://bucket`` + object, ``file`` + absolute path,
-``abfss://container@account.dfs.core.windows.net`` (``wasbs://`` likewise) + path.
+The openlineage provider is imported by :func:`lineage_of` only (DAG files stay cheap to parse). Names follow
+the OpenLineage naming spec (``openlineage.client.naming.dataset``, the providers' asset converters).
 """
 
 from __future__ import annotations
@@ -17,54 +13,36 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_S3_SCHEMES = {"s3", "s3a", "s3n"}
-_GCS_SCHEMES = {"gs", "gcs"}
+_BUCKET_SCHEMES = {"s3": "s3", "s3a": "s3", "s3n": "s3", "gs": "gs", "gcs": "gs"}  # the spec's name of each
 _AZURE_SCHEMES = {"abfs": "abfss", "abfss": "abfss", "wasb": "wasbs", "wasbs": "wasbs"}
 _AZURE_DOMAIN = "dfs.core.windows.net"  # what the naming spec puts after the account, for both
 
 
 def export_dataset(callback_url: str) -> tuple[str, str]:
-    """Namespace and name of the export a callback URL downloads.
-
-    The namespace is the API's ``scheme://host[:port]`` (default ports dropped), the name the URL's
-    path. The query (the export token) and any ``user:password@`` are never part of either.
-
-    :param callback_url: the callback URL the export API returned.
-    """
+    """Namespace (the API's ``scheme://host[:port]``, default port dropped) and name (the URL's path) of
+    the export a callback URL downloads: never the query (the export token) nor a ``user:password@``."""
     parts = urlsplit(callback_url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    port = parts.port
+    scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
     return f"{scheme}://{netloc}", parts.path or "/"
 
 
 def object_dataset(destination_uri: str, account_name: str | None = None) -> tuple[str, str]:
-    """Namespace and name of the object at ``destination_uri``.
-
-    Accepts Airflow's ``scheme://conn_id@bucket/key`` form (the connection id is dropped) and the
-    stores' own URLs. On Azure, Airflow's ``abfs://conn_id@container/path`` does not carry the storage
-    account: pass it as ``account_name`` (without it the namespace is ``abfss://container``); Azure's
-    own ``abfss://container@account.dfs.core.windows.net/path`` carries it.
-
-    :param destination_uri: where the transfer wrote, e.g. ``str(ObjectStoragePath)``.
-    :param account_name: the Azure storage account, for Airflow's ``abfs://`` / ``wasb://`` form.
-    """
+    """Namespace and name of the object at ``destination_uri``: Airflow's ``scheme://conn_id@bucket/key``
+    (the connection id dropped) or the store's own URL. Airflow's ``abfs://conn_id@container/path`` does
+    not carry the Azure storage account: pass it as ``account_name`` (else the namespace is
+    ``abfss://container``); Azure's own ``abfss://container@account.dfs.core.windows.net/path`` does."""
     parts = urlsplit(destination_uri)
     scheme = parts.scheme.lower() or "file"
     userinfo, _, host = parts.netloc.rpartition("@")
     key = parts.path.lstrip("/") or "/"
     if scheme in ("file", "local"):
         return (f"file://{host}" if host else "file"), parts.path or "/"
-    if scheme in _S3_SCHEMES:
-        return f"s3://{host}", key
-    if scheme in _GCS_SCHEMES:
-        return f"gs://{host}", key
+    if scheme in _BUCKET_SCHEMES:
+        return f"{_BUCKET_SCHEMES[scheme]}://{host}", key
     if scheme in _AZURE_SCHEMES:
-        account: str | None = account_name
-        container = host
+        account, container = account_name, host
         if "." in host:  # Azure's form: container@account.<endpoint> (container names have no dots)
             container, account = userinfo, host.split(".", 1)[0]
         # else Airflow's form, conn_id@container: the account comes from the caller
@@ -88,11 +66,8 @@ def _azure_account_of(destination: Any) -> str | None:
 def lineage_of(callback_url: str, destination: Any = None, account_name: str | None = None) -> OperatorLineage | None:
     """The ``OperatorLineage`` of a transfer, or None when the openlineage provider is not installed.
 
-    :param callback_url: the (rendered) callback URL the transfer downloaded.
-    :param destination: what it wrote: an ``ObjectStoragePath`` or a URL string; None reports the
-        input only (a failed transfer wrote nothing).
-    :param account_name: the Azure storage account, when ``destination`` is Airflow's ``abfs://`` /
-        ``wasb://`` URL string; read from an ``ObjectStoragePath``'s filesystem otherwise.
+    ``destination`` is what it wrote (an ``ObjectStoragePath`` or a URL; None reports the input only);
+    ``account_name`` is the Azure account of an ``abfs://`` URL string (read from a path's filesystem).
     """
     try:
         from airflow.providers.common.compat.openlineage.facet import Dataset

@@ -1,13 +1,11 @@
 """The one reader of a ready export and the one restart-from-zero policy, shared by every transfer
-and by ``FollowAnalyticsHook.download_export`` (internal).
-
-Upload libraries pull parts from :class:`ExportReader` with ``read(n)``, so memory stays at about one
-download chunk plus the library's buffers; :func:`stream_export` restarts a broken download from zero.
+and by ``FollowAnalyticsHook.download_export`` (internal): upload libraries pull parts with ``read(n)``.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 import time
 import zlib
 from pathlib import PurePosixPath
@@ -30,24 +28,20 @@ T = TypeVar("T")
 
 
 def content_type_for(server_content_type: str, object_name: str, gzip: bool) -> str:
-    """The object's Content-Type: ``application/gzip`` (no Content-Encoding) when gzipped, else the export's
-    own type normalised (CSV is UTF-8), else a guess from the ``.csv`` / ``.xls`` suffix."""
+    """The object's Content-Type: gzip, else the export's own (CSV is UTF-8), else by the name's suffix."""
     if gzip:
         return "application/gzip"
-    media = server_content_type.split(";", 1)[0].strip().lower()
-    if media in _TYPES_BY_MEDIA:
-        return _TYPES_BY_MEDIA[media]
+    by_media = _TYPES_BY_MEDIA.get(server_content_type.split(";", 1)[0].strip().lower())
     by_suffix = _TYPES_BY_SUFFIX.get(PurePosixPath(object_name).suffix.lower())
-    return by_suffix or server_content_type.strip() or "application/octet-stream"
+    return by_media or by_suffix or server_content_type.strip() or "application/octet-stream"
 
 
 class ExportReader(io.RawIOBase):
     """A ready export as a read-only, non-seekable binary file, optionally gzipped on the fly.
 
-    ``read(n)`` returns exactly ``n`` bytes until the end of the export, ``b""`` after it. A
-    download error is raised from ``read`` and from every later call, never turned into an end of
-    file. Gzip output is one member with no file name and a zero mtime: the same export always
-    compresses to the same bytes.
+    ``read(n)`` returns exactly ``n`` bytes until the end of the export. A download error is raised
+    from ``read`` and every later call, never taken for an end of file. Gzip output is one member
+    with no file name and a zero mtime: the same export always compresses to the same bytes.
 
     :param export: the open download (``FollowAnalyticsHook.open_export``).
     :param gzip_level: a zlib level to compress with, or None for the export as served.
@@ -57,8 +51,7 @@ class ExportReader(io.RawIOBase):
         super().__init__()
         self._export, self._chunks = export, export.chunks()
         self._compressor = None if gzip_level is None else zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
-        self._pending = memoryview(b"")
-        self._ended = False
+        self._pending, self._ended = memoryview(b""), False
         self._error: BaseException | None = None
         self.bytes_out = 0
         self.content_type = export.content_type
@@ -70,7 +63,7 @@ class ExportReader(io.RawIOBase):
         return self._export.bytes_read
 
     def readable(self) -> bool:
-        """File protocol: a readable stream (not seekable: the ``RawIOBase`` default)."""
+        """A readable stream (not seekable: the ``RawIOBase`` default)."""
         return True
 
     def tell(self) -> int:
@@ -90,12 +83,9 @@ class ExportReader(io.RawIOBase):
                 self._error = exc  # a finished generator would look like a clean end next time
                 raise
             self._ended = chunk is None
-            if self._compressor is None:
-                self._pending = memoryview(chunk or b"")
-            else:
-                self._pending = memoryview(
-                    self._compressor.flush() if chunk is None else self._compressor.compress(chunk)
-                )
+            if self._compressor is not None:
+                chunk = self._compressor.flush() if chunk is None else self._compressor.compress(chunk)
+            self._pending = memoryview(chunk or b"")
         return True
 
     def readinto(self, buffer: Any) -> int:
@@ -134,10 +124,9 @@ def stream_export(
 ) -> T:
     """Hand ``consume`` a reader of the ready export; start again from zero when the download breaks.
 
-    ``consume`` must leave nothing behind when it raises. Only a download that broke off
-    (:class:`FollowAnalyticsDownloadError`: truncated body, reset connection, read timeout) is
-    started again, at most ``attempts`` times in all; any other error (a 400 expired link, a 202
-    not ready, an upload error) fails at once.
+    ``consume`` must leave nothing behind when it raises. Only a broken download (truncated body,
+    reset connection, read timeout) is tried again, ``attempts`` times in all; any other error
+    (400 expired link, 202 not ready, an upload error) fails at once.
     """
     settings = hook.settings
     for attempt in range(1, attempts + 1):
@@ -170,17 +159,13 @@ def download_to_file(
     log: logging.Logger | Any,
     chunk_size: int,
 ) -> int:
-    """:func:`stream_export` into a seekable binary file; return the bytes written.
-
-    A broken attempt's bytes are discarded (the file is rewound and truncated to where it
-    started), so the next attempt writes the export from zero.
-    """
+    """:func:`stream_export` into a seekable binary file; return the bytes written. A broken attempt's
+    bytes are discarded (rewound and truncated to where it started): the next one writes from zero."""
     start = fileobj.tell()
 
     def copy(reader: ExportReader) -> int:
         try:
-            for chunk in iter(lambda: reader.read(chunk_size), b""):
-                fileobj.write(chunk)
+            shutil.copyfileobj(reader, fileobj, chunk_size)
         except FollowAnalyticsDownloadError:
             fileobj.seek(start)
             fileobj.truncate()

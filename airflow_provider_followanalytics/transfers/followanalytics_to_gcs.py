@@ -1,8 +1,4 @@
-"""FollowAnalyticsToGCSOperator: stream a ready export into GCS with a resumable upload, in bounded memory.
-
-google-cloud-storage and the Google provider (``airflow-provider-followanalytics[google]``) are
-imported when the task runs, not when the DAG file is parsed.
-"""
+"""FollowAnalyticsToGCSOperator: stream a ready export into GCS with a resumable upload (imported at run time)."""
 
 from __future__ import annotations
 
@@ -35,25 +31,18 @@ def check_gcs_destination(bucket_name: object, object_name: object) -> tuple[str
 
 
 class FollowAnalyticsToGCSOperator(FollowAnalyticsTransferOperator):
-    """Stream a ready FollowAnalytics export into a GCS object, in bounded memory.
+    """Stream a ready FollowAnalytics export into a GCS object with one resumable upload.
 
-    ``Blob.upload_from_file`` reads the export while it downloads and sends it as a resumable
-    upload in ``chunk_size`` chunks: memory stays at about ``2 x chunk_size`` whatever the file
-    size. GCS creates the object on the final chunk only, which is sent once the whole export
-    arrived and matched its ``Content-Length``: a broken download leaves the unfinished session
-    unused (no object; GCS drops it after a week) and starts again from zero
-    (``download_attempts``). An existing object is replaced only by a transfer that succeeds.
+    Memory stays at about ``2 x chunk_size``. GCS creates the object on the final chunk only: a
+    failed transfer leaves an unfinished session (no object; GCS drops it after a week).
 
     :param bucket_name: destination bucket (templated).
     :param object_name: destination object name (templated).
     :param gcp_conn_id: the Airflow Google Cloud connection (templated).
-    :param mime_type: Content-Type of the object. Default: the export's (CSV as
-        ``text/csv; charset=utf-8``, XLS), or the name's suffix; ``application/gzip`` and no
-        Content-Encoding with ``gzip`` (GCS never transcodes it).
+    :param mime_type: Content-Type of the object (default: see ``FollowAnalyticsTransferOperator``).
     :param impersonation_chain: service account(s) to impersonate, as for every Google operator (templated).
     :param chunk_size: bytes per resumable-upload request, a multiple of 256 KiB (default 8 MiB).
-    :return: ``gs://bucket/object``; without Jinja in bucket and name it is also the task's outlet
-        (an Asset / Dataset); for a templated one, pass ``outlets=[...]`` yourself.
+    :return: ``gs://bucket/object``.
 
     The other arguments are those of every transfer (``FollowAnalyticsTransferOperator``).
     """

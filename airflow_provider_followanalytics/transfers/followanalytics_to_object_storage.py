@@ -1,11 +1,9 @@
-"""FollowAnalyticsToObjectStorageOperator: stream a ready export to any ``ObjectStoragePath``, in bounded memory.
-
-fsspec and the store's library are imported when the task runs, not when the DAG file is parsed.
-"""
+"""FollowAnalyticsToObjectStorageOperator: stream a ready export to any ``ObjectStoragePath`` (fsspec, at run time)."""
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -22,44 +20,32 @@ from airflow_provider_followanalytics.transfers._base import (
 from airflow_provider_followanalytics.transfers._streaming import MiB
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from airflow_provider_followanalytics.transfers._streaming import ExportReader
 
-#: Protocols whose fsspec files stage the upload until the end (multipart upload, resumable session, blocks).
-STAGING_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "adl"})
+_AMAZON = (("airflow.providers.amazon", f"{PACKAGE}[amazon]"), ("s3fs", "apache-airflow-providers-amazon[s3fs]"))
+_GOOGLE = (("airflow.providers.google", f"{PACKAGE}[google]"), ("gcsfs", f"{PACKAGE}[google]"))
+_AZURE = (("airflow.providers.microsoft.azure", f"{PACKAGE}[azure]"), ("adlfs", f"{PACKAGE}[azure]"))
+#: What a protocol needs installed: (module, what to pip install), checked when the DAG is parsed.
+PACKAGES_BY_PROTOCOL = (
+    dict.fromkeys(("s3", "s3a"), _AMAZON)
+    | dict.fromkeys(("gs", "gcs"), _GOOGLE)
+    | dict.fromkeys(("abfs", "abfss", "adl"), _AZURE)
+)
+#: The stores above stage an upload until its end (multipart upload, resumable session, uncommitted blocks).
+STAGING_PROTOCOLS = frozenset(PACKAGES_BY_PROTOCOL)
 #: adlfs files commit their block list on ``close()``, whatever ``autocommit`` says.
 COMMIT_ON_CLOSE_PROTOCOLS = frozenset({"abfs", "abfss", "adl"})
 #: Azure URLs the microsoft-azure provider does not register, read as ``abfs://`` (the same adlfs filesystem).
 ALIASES = {"wasb": "abfs", "wasbs": "abfss", "az": "abfs"}
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
-_AZURE = (("airflow.providers.microsoft.azure", f"{PACKAGE}[azure]"), ("adlfs", f"{PACKAGE}[azure]"))
-#: What a protocol needs installed: (module, what to pip install), checked when the DAG is parsed.
-PACKAGES_BY_PROTOCOL: dict[str, tuple[tuple[str, str], ...]] = {
-    **dict.fromkeys(
-        ("s3", "s3a"),
-        (("airflow.providers.amazon", f"{PACKAGE}[amazon]"), ("s3fs", "apache-airflow-providers-amazon[s3fs]")),
-    ),
-    **dict.fromkeys(
-        ("gs", "gcs"), (("airflow.providers.google", f"{PACKAGE}[google]"), ("gcsfs", f"{PACKAGE}[google]"))
-    ),
-    **dict.fromkeys(("abfs", "abfss", "adl"), _AZURE),
-}
-
-
-def bucket_and_key(path: Any) -> tuple[str, str]:
-    """Bucket (container) and key of an ``ObjectStoragePath`` (its ``bucket`` holds the conn id on 2.10)."""
-    bucket, _, key = str(path.path).partition("/")
-    return bucket, key
 
 
 def destination_uri(path: Any) -> str:
     """``protocol://bucket/key`` of an ``ObjectStoragePath`` (``file:///abs/path`` locally), without the conn id."""
-    return (
-        f"file://{path.path}"
-        if path.protocol in LOCAL_PROTOCOLS
-        else "{}://{}/{}".format(path.protocol, *bucket_and_key(path))
-    )
+    bucket, _, key = str(path.path).partition("/")  # not path.bucket: it holds the conn id on Airflow 2.10
+    return f"file://{path.path}" if path.protocol in LOCAL_PROTOCOLS else f"{path.protocol}://{bucket}/{key}"
 
 
 def _unalias(url: str) -> str:
@@ -82,94 +68,72 @@ def _static_destination(destination: object) -> tuple[str, str] | None:
     return parts.scheme.lower(), f"{parts.scheme.lower()}://{host}{parts.path}"
 
 
-class _StagedFile:
-    """A store's own file: nothing is visible before :meth:`commit`; :meth:`discard` drops the upload."""
-
-    def __init__(self, path: Any, block_size: int, log: Any) -> None:
-        self._fs, self._log, self._protocol = path.fs, log, path.protocol
-        self.file = path.fs.open(path.path, "wb", block_size=block_size, autocommit=False)
-
-    def commit(self) -> None:
+@contextlib.contextmanager
+def _staged_file(path: Any, block_size: int, log: Any) -> Iterator[Any]:
+    """The store's own file, published when the ``with`` block ends; an error discards the upload."""
+    fs = path.fs
+    file = fs.open(path.path, "wb", block_size=block_size, autocommit=False)
+    try:
         try:
-            self.file.close()  # s3fs / gcsfs: sends what is buffered, publishes nothing; adlfs: commits
-            self.file.commit()
-        finally:
-            self._forget()
-
-    def discard(self) -> None:
-        try:
-            if self._protocol in COMMIT_ON_CLOSE_PROTOCOLS:
-                from adlfs.utils import close_container_client
-                from fsspec.asyn import sync
-
-                self.file.buffer = None
-                self.file.closed = True  # fsspec's close() and __del__ now do nothing: no commit
-                sync(self.file.loop, close_container_client, self.file)
-                return
-            with contextlib.suppress(Exception):  # the upload may be what failed: discard anyway
-                self.file.close()
-            # gcsfs's discard() DELETEs the resumable session: GCS answers 499, which gcsfs raises,
-            # and the emulator 501, which gcsfs retries for 30 s; an unfinished session is no object.
-            if self._protocol not in ("gs", "gcs"):
-                self.file.discard()  # aborts the S3 multipart upload
-        except Exception as exc:  # the error that stopped the transfer matters more than this one
-            self._log.warning("Could not discard the unfinished upload (%s: %s)", type(exc).__name__, exc)
-        finally:
-            self._forget()
-
-    def _forget(self) -> None:
+            yield file
+        except BaseException:
+            _discard(file, path.protocol, log)
+            raise
+        file.close()  # s3fs / gcsfs: sends what is buffered, publishes nothing; adlfs: commits
+        file.commit()
+    finally:
         # fsspec lists every autocommit=False file in the (cached) filesystem's transaction; a
         # later ``with fs.transaction`` would otherwise commit or discard it again.
         with contextlib.suppress(ValueError, AttributeError):
-            self._fs.transaction.files.remove(self.file)
+            fs.transaction.files.remove(file)
 
 
-class _RenamedFile:
-    """A hidden temporary file beside the destination, renamed onto it by :meth:`commit`."""
+def _discard(file: Any, protocol: str, log: Any) -> None:
+    """Drop a staged upload without publishing any of it; a failure to do so is only logged."""
+    try:
+        if protocol in COMMIT_ON_CLOSE_PROTOCOLS:
+            from adlfs.utils import close_container_client
+            from fsspec.asyn import sync
 
-    def __init__(self, path: Any, block_size: int, log: Any) -> None:
-        self._fs, self._final = path.fs, path.path
-        parent, _, name = self._final.rpartition("/")
-        self._temporary = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.partial"
-        self.file = self._fs.open(self._temporary, "wb", block_size=block_size)
+            file.buffer = None
+            file.closed = True  # fsspec's close() and __del__ now do nothing: no commit
+            sync(file.loop, close_container_client, file)
+            return
+        with contextlib.suppress(Exception):  # the upload may be what failed: discard anyway
+            file.close()
+        # gcsfs's discard() DELETEs the resumable session: GCS answers 499, which gcsfs raises,
+        # and the emulator 501, which gcsfs retries for 30 s; an unfinished session is no object.
+        if protocol not in ("gs", "gcs"):
+            file.discard()  # aborts the S3 multipart upload
+    except Exception as exc:  # the error that stopped the transfer matters more than this one
+        log.warning("Could not discard the unfinished upload (%s: %s)", type(exc).__name__, exc)
 
-    def commit(self) -> None:
-        try:
-            self.file.close()
-            self._fs.mv(self._temporary, self._final)  # os.rename on a local disk: atomic
-        except BaseException:
-            self.discard()
-            raise
 
-    def discard(self) -> None:
+@contextlib.contextmanager
+def _renamed_file(path: Any, block_size: int) -> Iterator[Any]:
+    """A hidden temporary file beside the destination, renamed onto it at the end, removed on error."""
+    fs, (parent, _, name) = path.fs, path.path.rpartition("/")
+    temporary = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.partial"
+    file = fs.open(temporary, "wb", block_size=block_size)
+    try:
+        yield file
+        file.close()
+        fs.mv(temporary, path.path)  # os.rename on a local disk: atomic
+    except BaseException:
         with contextlib.suppress(Exception):
-            self.file.close()
+            file.close()
         with contextlib.suppress(FileNotFoundError):
-            self._fs.rm_file(self._temporary)
+            fs.rm_file(temporary)
+        raise
 
 
 class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
     """Stream a ready FollowAnalytics export to an ``ObjectStoragePath``, never leaving a partial object.
 
-    A local file (``file:///data/x.csv``; missing folders are created), Azure Blob Storage / ADLS
-    Gen2 (``abfs://azure_conn@container/path``, the microsoft-azure provider; ``wasb://`` is read as
-    ``abfs://``), S3 (``s3://aws_conn@bucket/key``, s3fs), GCS (``gs://gcp_conn@bucket/name``,
-    gcsfs) or any other store Airflow's object storage knows. The export is written while it
-    downloads, ``block_size`` bytes at a time: memory stays at about two blocks. Object stores
-    stage the upload and publish it only once the whole export arrived and matched its
-    ``Content-Length``; other stores get a hidden ``.<name>.<random>.partial`` file beside the
-    destination, renamed onto it at the end. A failure discards the staged upload or the temporary
-    file; a broken download starts again from zero (``download_attempts``).
-
-    .. code-block:: python
-
-        FollowAnalyticsToObjectStorageOperator(
-            task_id="devices_to_azure",
-            callback_url=start.output,
-            destination="abfs://azure_lake@exports/followanalytics/devices/{{ ds }}.csv.gz",
-            gzip=True,
-            deferrable=True,
-        )
+    A local file (``file:///data/x.csv``; missing folders are created), Azure (``abfs://azure_conn@container/path``;
+    ``wasb://`` is read as ``abfs://``), S3 (s3fs), GCS (gcsfs) or any store Airflow's object storage knows,
+    ``block_size`` bytes at a time. Object stores stage the upload and publish it at the end; other stores
+    get a hidden ``.<name>.<random>.partial`` file beside the destination, renamed onto it (README).
 
     :param destination: an ``ObjectStoragePath``, or its URL (templated).
     :param conn_id: the Airflow connection of the store, when the URL names none (templated).
@@ -177,7 +141,7 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
         downloading anything when the destination exists.
     :param block_size: bytes written to the store at a time (default 8 MiB; S3 needs >= 5 MiB).
     :return: the destination URL without the connection id (``abfs://container/path``,
-        ``file:///data/x.csv``); without Jinja it is also the task's outlet (an Asset / Dataset).
+        ``file:///data/x.csv``).
 
     The other arguments are those of every transfer (``FollowAnalyticsTransferOperator``).
     """
@@ -210,7 +174,7 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
             )
         destination = _unalias(self.destination) if isinstance(self.destination, str) else self.destination
         self._path = self.written_to = path = object_storage_path(destination, self.conn_id)
-        uri, (bucket, key) = destination_uri(path), bucket_and_key(path)
+        uri, (bucket, _, key) = destination_uri(path), str(path.path).partition("/")
         if not key or path.path.endswith("/"):
             raise FollowAnalyticsConfigError(f"destination {uri} names no object (it ends with '/' or is a bucket).")
         if path.protocol in LOCAL_PROTOCOLS:
@@ -230,16 +194,10 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
         return uri
 
     def upload(self, reader: ExportReader) -> str:
-        """Write every block, then commit; discard the staged upload or temporary file on any error."""
+        """Write every block, then publish; discard the staged upload or temporary file on any error."""
         path, staged = self._path, self._path.protocol in STAGING_PROTOCOLS
-        sink = (_StagedFile if staged else _RenamedFile)(path, self.block_size, self.log)
-        try:
-            for block in iter(lambda: reader.read(self.block_size), b""):
-                sink.file.write(block)
-        except BaseException:
-            sink.discard()
-            raise
-        sink.commit()
+        with _staged_file(path, self.block_size, self.log) if staged else _renamed_file(path, self.block_size) as file:
+            shutil.copyfileobj(reader, file, self.block_size)
         stored = path.fs.size(path.path)
         self.check_stored_size(destination_uri(path), stored, reader.bytes_out, lambda: path.fs.rm_file(path.path))
         return "staged upload, committed" if staged else "temporary file, renamed"

@@ -1,8 +1,4 @@
-"""FollowAnalyticsToS3Operator: stream a ready export into S3 with boto3's managed upload, in bounded memory.
-
-boto3 and the Amazon provider (``airflow-provider-followanalytics[amazon]``) are imported when the
-task runs, not when the DAG file is parsed.
-"""
+"""FollowAnalyticsToS3Operator: stream a ready export into S3 with boto3's managed upload (imported at run time)."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.transfers._base import PACKAGE, FollowAnalyticsTransferOperator, static_uri
-from airflow_provider_followanalytics.transfers._s3_uploads import abort_unfinished_uploads, check_writable
 from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
 
 if TYPE_CHECKING:
@@ -21,16 +16,11 @@ if TYPE_CHECKING:
 
     from airflow_provider_followanalytics.transfers._streaming import ExportReader
 
-S3_MIN_PART_SIZE = 5 * MiB
-S3_MAX_PART_SIZE = 5 * 1024 * MiB
-S3_MAX_PARTS = 10_000
+S3_MIN_PART_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS = 5 * MiB, 5 * 1024 * MiB, 10_000
 
 
 def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
-    """Return ``(bucket, key)`` from ``s3_bucket`` and ``s3_key`` (a key, or a full ``s3://bucket/key``).
-
-    :raises FollowAnalyticsConfigError: when the pair does not name one object.
-    """
+    """``(bucket, key)`` from ``s3_bucket`` and ``s3_key`` (a key, or a full ``s3://bucket/key``), or a config error."""
     if not isinstance(s3_key, str) or not s3_key.strip():
         raise FollowAnalyticsConfigError(
             f"s3_key={s3_key!r} is invalid; expected an object key such as 'exports/devices.csv' "
@@ -38,8 +28,7 @@ def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
         )
     if s3_bucket is not None and not isinstance(s3_bucket, str):
         raise FollowAnalyticsConfigError(f"s3_bucket={s3_bucket!r} is invalid; expected a bucket name.")
-    bucket_arg = (s3_bucket or "").strip()
-    key = s3_key.strip()
+    bucket_arg, key = (s3_bucket or "").strip(), s3_key.strip()
     if key.lower().startswith("s3://"):
         bucket, _, key = key[len("s3://") :].partition("/")  # keys may hold '?' or '#': no URL parsing
         if not bucket or not key:
@@ -56,7 +45,7 @@ def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
         raise FollowAnalyticsConfigError(
             f"s3_bucket is missing for s3_key={s3_key!r}; give s3_bucket, or a full 's3://bucket/key' as s3_key."
         )
-    if "/" in bucket_arg or "://" in bucket_arg:
+    if "/" in bucket_arg:  # also a URL ('s3://lake')
         raise FollowAnalyticsConfigError(
             f"s3_bucket={s3_bucket!r} is not a bucket name; give the name only (e.g. 'my-lake') and the path in s3_key."
         )
@@ -64,10 +53,8 @@ def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
 
 
 def part_size_for(part_size: int, content_length: int | None) -> int:
-    """``part_size``, or larger (whole MiB) for an export of announced size that needs more than 10,000 parts.
-
-    Gzip output is counted at the export's size plus 1 %: deflate never grows data by more.
-    """
+    """``part_size``, or larger (whole MiB) for an export of announced size that needs more than 10,000 parts
+    (gzip output counted at the export's size plus 1 %: deflate never grows data by more)."""
     if content_length is None:
         return part_size
     needed = -(-(content_length + content_length // 100 + MiB) // S3_MAX_PARTS)
@@ -75,15 +62,10 @@ def part_size_for(part_size: int, content_length: int | None) -> int:
 
 
 class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
-    """Stream a ready FollowAnalytics export into an S3 object, in bounded memory.
+    """Stream a ready FollowAnalytics export into an S3 object with boto3's managed multipart upload.
 
-    boto3's ``upload_fileobj`` reads the export while it downloads and sends it as a multipart
-    upload, ``upload_concurrency`` parts at a time: memory stays at about
-    ``(upload_concurrency + 2) x part_size`` whatever the file size; an export smaller than one part
-    is one ``PutObject``. The object appears on ``CompleteMultipartUpload`` only, once the whole
-    export arrived and matched its ``Content-Length``: a broken download makes boto3 abort the
-    multipart upload, and the transfer starts again from zero (``download_attempts``). A failed
-    transfer leaves no object, no pending multipart upload, and an existing object untouched.
+    Memory stays at about ``(upload_concurrency + 2) x part_size``. The object appears on
+    ``CompleteMultipartUpload`` only (an export smaller than one part is one ``PutObject``).
 
     :param s3_key: destination key, or a full ``s3://bucket/key`` URL (templated).
     :param s3_bucket: destination bucket; None when ``s3_key`` is a full URL (templated).
@@ -92,13 +74,11 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         downloading anything when the object exists.
     :param encrypt: ask S3 to encrypt the object at rest (``ServerSideEncryption=AES256``).
     :param acl_policy: canned ACL of the object, e.g. ``"bucket-owner-full-control"``.
-    :param content_type: Content-Type of the object. Default: the export's (CSV as
-        ``text/csv; charset=utf-8``, XLS), or the key's suffix; ``application/gzip`` with ``gzip``.
+    :param content_type: Content-Type of the object (default: see ``FollowAnalyticsTransferOperator``).
     :param part_size: bytes per part, >= 5 MiB (default 8 MiB; larger when an export of announced
         size needs more than S3's 10,000 parts).
     :param upload_concurrency: parts uploaded at the same time, 1-16 (default 4).
-    :return: ``s3://bucket/key``; without Jinja in bucket and key it is also the task's outlet (an
-        Asset / Dataset); for a templated one, pass ``outlets=[...]`` yourself.
+    :return: ``s3://bucket/key``.
 
     The other arguments are those of every transfer (``FollowAnalyticsTransferOperator``).
     """
@@ -141,7 +121,7 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         return self.store_hook_class(aws_conn_id=self.aws_conn_id)
 
     def prepare(self) -> str:
-        """Check the destination (and ``replace``) before anything is downloaded."""
+        """Check the key, ``replace`` and write access before anything is downloaded."""
         self._bucket, self._key = parse_s3_destination(self.s3_bucket, self.s3_key)
         uri = f"s3://{self._bucket}/{self._key}"
         if not self.replace and self.s3_hook.check_for_key(self._key, bucket_name=self._bucket):
@@ -149,10 +129,7 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
                 f"{uri} already exists and replace=False; nothing was downloaded. Set replace=True to "
                 "overwrite it, or template the key (e.g. with {{ ds }}) to write one object per run."
             )
-        client = self.s3_hook.get_conn()
-        check_writable(client, self._bucket, self._key, self._upload_args(), self.aws_conn_id)
-        # A killed earlier attempt could not abort its own multipart upload.
-        abort_unfinished_uploads(client, self._bucket, self._key, self.log)
+        self._check_key(self.s3_hook.get_conn())
         return uri
 
     def _upload_args(self) -> dict[str, Any]:
@@ -161,24 +138,53 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
             **({"ACL": self.acl_policy} if self.acl_policy else {}),
         }
 
+    def _check_key(self, client: Any) -> None:
+        """Start a multipart upload of the key and abort it, so that S3 answers the real upload's question
+        (``s3:PutObject``, encryption and ACL included) before the download; then abort the uploads of this
+        very key that an attempt killed by SIGKILL (OOM, eviction) left: one key is written by one task."""
+        from botocore.exceptions import ClientError
+
+        bucket, key = self._bucket, self._key
+        try:
+            upload = client.create_multipart_upload(Bucket=bucket, Key=key, **self._upload_args())
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", "?"), error.get("Message", "")
+            hint = (
+                "Create the bucket, or fix the bucket name."
+                if code == "NoSuchBucket"
+                else f"Grant the connection's identity s3:PutObject on s3://{bucket}/*."
+            )
+            raise FollowAnalyticsError(
+                f"Cannot write to S3 bucket {bucket!r} (key {key!r}) with connection {self.aws_conn_id!r}: "
+                f"{code}: {message}. Nothing was downloaded. {hint}"
+            ) from None
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+        pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key)
+        orphans = [
+            pending["UploadId"] for page in pages for pending in page.get("Uploads", []) if pending["Key"] == key
+        ]
+        for upload_id in orphans:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        if orphans:
+            aborted = (
+                "Aborted %d unfinished multipart upload(s) of s3://%s/%s left by an earlier attempt that was killed"
+            )
+            self.log.warning(aborted, len(orphans), bucket, key)
+
     def upload(self, reader: ExportReader) -> str:
         """``upload_fileobj`` from the reader; boto3 aborts the multipart upload if a read raises."""
         from boto3.s3.transfer import TransferConfig
 
         part_size = part_size_for(self.part_size, reader.content_length)
         config = TransferConfig(
-            multipart_threshold=part_size,
-            multipart_chunksize=part_size,
-            max_concurrency=self.upload_concurrency,
-            use_threads=True,
+            multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=self.upload_concurrency
         )
         # Parts read and queued or on the wire (boto3's default is 10): one more waits being read.
         config.max_in_memory_upload_chunks = self.upload_concurrency
-        extra: dict[str, Any] = {
-            "ContentType": self.content_type or content_type_for(reader.content_type, self._key, self.gzip),
-            **self._upload_args(),
-        }
+        content_type = self.content_type or content_type_for(reader.content_type, self._key, self.gzip)
         client = self.s3_hook.get_conn()
+        extra = {"ContentType": content_type, **self._upload_args()}
         client.upload_fileobj(reader, self._bucket, self._key, ExtraArgs=extra, Config=config)
         # botocore's request objects sit in reference cycles that keep the last parts' buffers
         # (up to upload_concurrency x part_size) alive until a full collection: free them now.
