@@ -108,6 +108,7 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         for module, requirement in self.required_packages:
             require_provider(type(self).__name__, module, requirement)
         check_seconds("poll_interval", poll_interval)
+        check_seconds("wait_timeout", wait_timeout)
         if "outlets" not in kwargs and outlet_uri is not None:
             kwargs["outlets"] = [lineage_uri_object(outlet_uri)]
         super().__init__(**kwargs)

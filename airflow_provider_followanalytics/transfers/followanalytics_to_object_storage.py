@@ -74,13 +74,12 @@ def _staged_file(path: Any, block_size: int, log: Any) -> Iterator[Any]:
     fs = path.fs
     file = fs.open(path.path, "wb", block_size=block_size, autocommit=False)
     try:
-        try:
-            yield file
-        except BaseException:
-            _discard(file, path.protocol, log)
-            raise
+        yield file
         file.close()  # s3fs / gcsfs: sends what is buffered, publishes nothing; adlfs: commits
-        file.commit()
+        file.commit()  # a failure here too must not leave S3's multipart upload pending
+    except BaseException:
+        _discard(file, path.protocol, log)
+        raise
     finally:
         # fsspec lists every autocommit=False file in the (cached) filesystem's transaction; a
         # later ``with fs.transaction`` would otherwise commit or discard it again.

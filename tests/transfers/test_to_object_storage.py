@@ -459,3 +459,36 @@ def test_a_missing_store_library_fails_when_the_dag_is_parsed(
 def test_bad_block_size_is_refused_when_the_dag_is_parsed() -> None:
     with pytest.raises(FollowAnalyticsConfigError, match="block_size=1000 is invalid"):
         _operator("file:///tmp/x.csv", "x", block_size=1000)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"), [("wait_timeout", -1), ("wait_timeout", "1h"), ("poll_interval", 0), ("poll_interval", True)]
+)
+def test_bad_wait_settings_are_refused_when_the_dag_is_parsed(argument: str, value: Any) -> None:
+    expected = re.escape(f"{argument}={value!r} must be a number of seconds")
+    with pytest.raises(FollowAnalyticsConfigError, match=expected):
+        _operator("file:///tmp/x.csv", "x", deferrable=True, **{argument: value})
+
+
+@pytest.mark.parametrize("store", ["s3", "gs"], indirect=True)
+def test_a_failure_to_publish_the_staged_upload_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, start_export: Callable[..., str], store: Store
+) -> None:
+    # Every block is in the store when the final commit (S3's CompleteMultipartUpload, GCS's last
+    # chunk) fails; no local server refuses that step on demand, so the real file's commit raises.
+    from airflow_provider_followanalytics._compat import object_storage_path
+
+    fs = object_storage_path(store.url("d.csv")).fs
+    real_open = fs.open
+
+    def open_failing_commit(*args: Any, **kwargs: Any) -> Any:
+        file = real_open(*args, **kwargs)
+        file.commit = lambda: (_ for _ in ()).throw(OSError(5, "commit refused (injected by the test)"))
+        return file
+
+    monkeypatch.setattr(fs, "open", open_failing_commit)
+    with pytest.raises(OSError, match="commit refused"):
+        _operator(store.url("d.csv"), start_export("csv", SIZE)).execute({})
+
+    gc.collect()
+    assert store.leftovers() == []
