@@ -66,6 +66,17 @@ def test_readinto_fills_a_buffer(emulator: FollowAnalyticsEmulator, start_export
     assert bytes(out) == expected_export_bytes(300_000, "xls")
 
 
+def test_a_closed_reader_refuses_reads_instead_of_ending_early(start_export: Callable[..., str]) -> None:
+    # The next chunk is read ahead in a thread: closing stops it, and a library that read on would
+    # otherwise take the stopped stream for the end of the export.
+    with FollowAnalyticsHook().open_export(start_export("csv", 3 * MiB), 100_000) as export:
+        reader = ExportReader(export)
+        assert len(reader.read(150_000)) == 150_000
+        reader.close()
+        with pytest.raises(ValueError, match="closed export reader"):
+            reader.read(1)
+
+
 @pytest.mark.parametrize("level", [0, 1, 6, 9])
 def test_gzip_is_one_member_that_gunzips_to_the_export(start_export: Callable[..., str], level: int) -> None:
     size = 3 * MiB
