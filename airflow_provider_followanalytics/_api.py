@@ -12,7 +12,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from airflow_provider_followanalytics import CONN_TYPE
@@ -26,22 +26,6 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsExportExpiredError,
     FollowAnalyticsRetryableError,
 )
-
-if TYPE_CHECKING:
-    from typing import Protocol
-
-    class Connection(Protocol):
-        """What is read from an Airflow connection (Airflow 2 model or Airflow 3 SDK class)."""
-
-        conn_id: str
-        login: str | None
-        password: str | None
-        host: str | None
-        port: int | None
-
-        @property
-        def extra_dejson(self) -> dict[str, Any]: ...
-
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
@@ -102,8 +86,9 @@ def _flag(value: Any, name: str) -> bool:
     raise FollowAnalyticsConfigError(f"Connection extra {name}={value!r} must be true or false.")
 
 
-def settings_from_connection(conn: Connection, **overrides: Any) -> ConnectionSettings:
-    """Validate a connection; ``overrides`` (the hook's arguments, ``None`` when not given) win over extras."""
+def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
+    """Validate an Airflow connection (Airflow 2 model or Airflow 3 SDK class); ``overrides`` (the hook's
+    arguments, ``None`` when not given) win over its extras."""
     conn_id = getattr(conn, "conn_id", None)
     email = (conn.login or "").strip()
     password = conn.password or ""

@@ -1,10 +1,9 @@
 """Who holds what: a hook's token, and what every hook of a process shares (internal).
 
-A triggerer runs thousands of waits in one event loop. One aiohttp session per wait (its own pool,
-keep-alive socket and parser, idle 99.9 % of the time) costs about 20 KiB and makes every full
-garbage collection longer; shared per loop, 2,000 waits use a handful of pooled connections. The
-waits of one account likewise log in once per process. Only the pool and the token are shared:
-every request carries its own ``Authorization``, proxy and timeout, and no cookie is ever stored.
+A triggerer runs thousands of waits in one loop: one aiohttp session each (own pool and parser, idle
+99.9 % of the time) would cost about 20 KiB a wait, so they share one per loop, and the waits of one
+account log in once. Only the pool and token are shared: each request carries its own headers,
+proxy and timeout, and no cookie is stored.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from airflow_provider_followanalytics._api import (
     token_from_login_response,
     transport_failure,
 )
-from airflow_provider_followanalytics._sessions import PROCESS_STATE, ProcessState, request_headers
+from airflow_provider_followanalytics._sessions import PROCESS_STATE, request_headers
 from airflow_provider_followanalytics._urls import validate_callback_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsAuthError, FollowAnalyticsRetryableError
 
@@ -64,10 +64,10 @@ class AsyncClient:
     cycle would keep a dropped hook's sync session open until the next garbage collection).
     """
 
-    def __init__(self, tokens: TokenKeeper, log: logging.Logger | Any, state: ProcessState = PROCESS_STATE) -> None:
+    def __init__(self, tokens: TokenKeeper, log: logging.Logger | Any) -> None:
         self._tokens = tokens
         self._log = log
-        self._state = state
+        self._state = PROCESS_STATE
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxy: str | None = None  # callback URLs share the base URL's origin

@@ -51,7 +51,7 @@ class _RedactExportTokens(logging.Filter):
 
 
 class SyncClient:
-    """The ``requests`` session, logins and requests of one hook, sharing its ``tokens`` with the async client."""
+    """The ``requests`` session, logins and requests of one hook (``tokens`` shared with its async client)."""
 
     def __init__(self, tokens: TokenKeeper, log: logging.Logger | Any) -> None:
         self._tokens = tokens
@@ -178,22 +178,19 @@ class SyncClient:
             return backoff_delay(state.attempt_number - 1, settings.retry_delay, settings.max_retry_delay)
 
         def stop(state: tenacity.RetryCallState) -> bool:
-            # Out of retries, or a wait longer than the cap (only a Retry-After can ask for one): fail at once.
+            # Out of retries, or a wait longer than the cap (only a Retry-After asks for one): fail at once.
             return state.attempt_number > settings.max_retries or state.upcoming_sleep > settings.max_retry_delay
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             assert state.outcome is not None
             assert state.next_action is not None
-            retry = (state.attempt_number, settings.max_retries, state.next_action.sleep)
             if state.outcome.failed:
-                name = type(state.outcome.exception()).__name__
-                log.warning("FollowAnalytics %s: %s; retry %d/%d in %.1fs", what, name, *retry)
+                reason = f": {type(state.outcome.exception()).__name__}"
             else:
-                response = state.outcome.result()
-                response.close()
-                log.warning(
-                    "FollowAnalytics %s answered HTTP %d; retry %d/%d in %.1fs", what, response.status_code, *retry
-                )
+                state.outcome.result().close()
+                reason = f" answered HTTP {state.outcome.result().status_code}"
+            retry = (state.attempt_number, settings.max_retries, state.next_action.sleep)
+            log.warning("FollowAnalytics %s%s; retry %d/%d in %.1fs", what, reason, *retry)
 
         def give_up(state: tenacity.RetryCallState) -> Any:
             assert state.outcome is not None

@@ -178,13 +178,7 @@ class FollowAnalyticsHook(BaseHook):
         # One request with retries and re-login (SyncClient.send); the final response whatever its status.
         return self._sync.send(self.settings, method, url, **kwargs)
 
-    def run(
-        self,
-        method: str,
-        endpoint: str,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-    ) -> Any:
+    def run(self, method: str, endpoint: str, params: dict[str, Any] | None = None, json: Any = None) -> Any:
         """Call any FollowAnalytics API and return the envelope's ``result`` (login, headers, retries,
         re-login and error handling included).
 
