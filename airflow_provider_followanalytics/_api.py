@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from airflow_provider_followanalytics import CONN_TYPE
+from airflow_provider_followanalytics import CONN_TYPE, __version__
 from airflow_provider_followanalytics._compat import mask_secret
 from airflow_provider_followanalytics._urls import normalize_base_url, redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import (
@@ -27,6 +27,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsRetryableError,
 )
 
+USER_AGENT = f"airflow-provider-followanalytics/{__version__}"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_RETRY_DELAY = 1.0
@@ -121,6 +122,16 @@ def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
         retry_delay=pick("retry_delay", DEFAULT_RETRY_DELAY),
         max_retry_delay=pick("max_retry_delay", DEFAULT_MAX_RETRY_DELAY),
     )
+
+
+def request_headers(token: str | None, *, has_body: bool = False) -> dict[str, str]:
+    """The headers of every FollowAnalytics request (``Authorization`` only with a token)."""
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    return headers
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -1,29 +1,35 @@
 """The triggerer's FollowAnalytics client: aiohttp, one attempt per call, never blocking the loop.
 
-Every poll is kept cheap, since a triggerer runs thousands of waits in one loop: the loop's pooled
-session and the account's login are shared (``PROCESS_STATE``), a callback URL is checked once per
-hook, and nothing is registered with the secret masker (it recompiles its pattern for every new
-secret). The trigger decides when to poll again, from ``FollowAnalyticsRetryableError.retry_after``.
+A triggerer runs thousands of waits in one loop, so every poll is kept cheap. One aiohttp session
+each (own pool and parser, idle 99.9 % of the time) would cost about 20 KiB a wait: the hooks of a
+loop share one (``PROCESS_STATE``), and the waits of one account log in once. Only the pool and the
+token are shared: each request carries its own headers, proxy and timeout, and no cookie is stored.
+A callback URL is checked once per hook, and nothing is registered with the secret masker (it
+recompiles its pattern for every new secret). The trigger decides when to poll again, from
+``FollowAnalyticsRetryableError.retry_after``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import os
+import weakref
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
     RELOGIN_STATUSES,
+    USER_AGENT,
     parse_retry_after,
     raise_for_callback,
     raise_for_redirect,
+    request_headers,
     token_from_login_response,
     transport_failure,
 )
-from airflow_provider_followanalytics._sessions import PROCESS_STATE, request_headers
 from airflow_provider_followanalytics._urls import validate_callback_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsAuthError, FollowAnalyticsRetryableError
 
@@ -33,11 +39,15 @@ if TYPE_CHECKING:
     import aiohttp
 
     from airflow_provider_followanalytics._api import ConnectionSettings
-    from airflow_provider_followanalytics._sessions import TokenKeeper
+    from airflow_provider_followanalytics.hooks._sync_client import TokenKeeper
     from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 
 #: Bodies of "not ready" answers up to this size are read so that their connection can be reused.
 _SMALL_BODY = 64 * 1024
+#: Requests in flight at once per event loop; more wait for a free connection within their connect
+#: timeout, so a burst of polls (a triggerer restart) reaches the API as a steady stream.
+MAX_CONNECTIONS = 100
+AccountKey = tuple[str, str, str]  # base URL, e-mail, password digest
 _PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")
 
 
@@ -55,6 +65,84 @@ def _proxy_for(url: str, _environment: tuple[str | None, ...]) -> str | None:
     if urllib.request.proxy_bypass_environment(parts.hostname or ""):  # type: ignore[attr-defined]
         return None
     return urllib.request.getproxies_environment().get(parts.scheme)
+
+
+class _Shared:
+    __slots__ = ("session", "users")
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session, self.users = session, 0
+
+
+class ProcessState:
+    """The aiohttp session of each event loop and the async login of each account, for one process.
+
+    A loop's session is created by its first :meth:`acquire` and closed by the :meth:`release` of its
+    last user; a discarded loop takes its entry with it (weak keys). ``tokens`` maps an account
+    (:meth:`account_key`) to the token its first async login shared. :meth:`reset` forgets the tokens
+    and login locks (tests call it between tests) and leaves each session to the hooks that hold it.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Shared] = weakref.WeakKeyDictionary()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[AccountKey, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.tokens: dict[AccountKey, str] = {}
+
+    def acquire(self) -> aiohttp.ClientSession:
+        """Return the running loop's session (created on first use); pair with :meth:`release`."""
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        shared = self._sessions.get(loop)
+        if shared is None or shared.session.closed:
+            shared = self._sessions[loop] = _Shared(
+                aiohttp.ClientSession(
+                    headers={"User-Agent": USER_AGENT},
+                    connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    # No ~/.netrc lookup (a thread hop per request, and it would clash with our
+                    # Authorization header); the async client applies the environment's proxy itself.
+                    trust_env=False,
+                )
+            )
+        shared.users += 1
+        return shared.session
+
+    async def release(self, session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
+        """Give back a session :meth:`acquire` returned on ``loop``; the last user closes it."""
+        shared = self._sessions.get(loop)
+        if shared is None or shared.session is not session:
+            return  # already closed and replaced: nothing of ours to release
+        shared.users -= 1
+        if shared.users <= 0:
+            del self._sessions[loop]  # before the await: a new user meanwhile gets a fresh session
+            if not loop.is_closed() and loop is asyncio.get_running_loop():
+                await session.close()
+
+    def users(self) -> int:
+        """How many hooks hold the running loop's session (0 if it has none)."""
+        shared = self._sessions.get(asyncio.get_running_loop())
+        return 0 if shared is None else shared.users
+
+    @staticmethod
+    def account_key(settings: ConnectionSettings) -> AccountKey:
+        """The key of one account's shared login (a digest of the password, never the password)."""
+        return (settings.base_url, settings.email, hashlib.sha256(settings.password.encode()).hexdigest())
+
+    def login_lock(self, key: AccountKey) -> asyncio.Lock:
+        """The running loop's lock for logging in to the account ``key``."""
+        return self._locks.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
+
+    def reset(self) -> None:
+        """Forget every shared login and login lock; sessions stay with their users."""
+        self.tokens.clear()
+        self._locks.clear()
+
+
+#: The one instance the hooks use.
+PROCESS_STATE = ProcessState()
 
 
 class AsyncClient:
@@ -91,7 +179,7 @@ class AsyncClient:
     def _request(self, session: aiohttp.ClientSession, settings: ConnectionSettings, **kwargs: Any) -> Any:
         import aiohttp
 
-        # connect includes waiting for a free pooled connection (see _sessions.py): an overloaded pool
+        # connect includes waiting for a free pooled connection (MAX_CONNECTIONS): an overloaded pool
         # turns into failed polls that back off, not into an ever longer queue.
         timeout = aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout)
         return session.request(proxy=self._proxy, timeout=timeout, allow_redirects=False, **kwargs)

@@ -1,4 +1,4 @@
-"""The hook's sync transport: one ``requests`` session, retried requests, and the export reader.
+"""The hook's sync transport: its token, one ``requests`` session, retried requests, the export reader.
 
 Network errors, timeouts, 429 and 5xx are retried with ``tenacity``; a 401/403 to a token logs in
 again once and replays the request; redirects are refused. The client keeps no reference to its
@@ -18,10 +18,10 @@ from airflow_provider_followanalytics._api import (
     is_retryable_status,
     parse_retry_after,
     raise_for_redirect,
+    request_headers,
     token_from_login_response,
     transport_failure,
 )
-from airflow_provider_followanalytics._sessions import request_headers
 from airflow_provider_followanalytics._urls import redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsDownloadError, FollowAnalyticsRetryableError
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import tenacity
 
     from airflow_provider_followanalytics._api import ConnectionSettings, Secrets
-    from airflow_provider_followanalytics._sessions import TokenKeeper
 
 
 def _keep_headers(request: Any) -> Any:
@@ -48,6 +47,31 @@ class _RedactExportTokens(logging.Filter):
             args = record.args if isinstance(record.args, tuple) else (record.args,)
             record.args = tuple(redact_url(arg) if isinstance(arg, str) else arg for arg in args)
         return True
+
+
+class TokenKeeper:
+    """The token of one hook (shared by its sync and async clients) and every token it held, since a
+    server may echo an expired one. ``lock`` makes the first of many threads log in, the others wait."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.past: list[str] = []
+        self.lock = threading.Lock()
+
+    def remember(self, token: str) -> str:
+        self.past.append(token)
+        self.token = token
+        return token
+
+    def forget(self, failed_token: str | None) -> None:
+        """Drop ``failed_token`` if still held: only the first thread that saw it fail logs in again."""
+        with self.lock:
+            if self.token == failed_token:
+                self.token = None
+
+    def secrets(self, password: str | None) -> tuple[str | None, ...]:
+        """Values to hide in any text quoted from a server or an HTTP library."""
+        return (password, *self.past)
 
 
 class SyncClient:

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow_provider_followanalytics import CONN_TYPE
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
+    USER_AGENT,
     ConnectionSettings,
     raise_for_callback,
     settings_from_connection,
@@ -21,7 +22,6 @@ from airflow_provider_followanalytics._api import (
     validate_endpoint,
 )
 from airflow_provider_followanalytics._compat import BaseHook, aget_connection, mask_secret
-from airflow_provider_followanalytics._sessions import USER_AGENT, TokenKeeper
 from airflow_provider_followanalytics._urls import (
     export_token_of,
     is_insecure_remote,
@@ -34,7 +34,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsExportNotReadyError,
 )
 from airflow_provider_followanalytics.hooks._async_client import AsyncClient, env_proxy_for
-from airflow_provider_followanalytics.hooks._sync_client import ExportStream, SyncClient
+from airflow_provider_followanalytics.hooks._sync_client import ExportStream, SyncClient, TokenKeeper
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
