@@ -255,13 +255,10 @@ class FollowAnalyticsHook(BaseHook):
         url = self.check_callback_url(callback_url)
         response = self._send("GET", url, what=CALLBACK_REQUEST, stream=True)
         try:
-            if response.status_code == 200:
-                return "ready"
-            if response.status_code == 202:
-                return "pending"
-            raise_for_callback(
-                response.status_code, response.text, response.headers.get("Content-Type", ""), self._secrets()
-            )
+            status = response.status_code
+            if status in (200, 202):
+                return "ready" if status == 200 else "pending"
+            raise_for_callback(status, response.text, response.headers.get("Content-Type", ""), self._secrets())
         finally:
             response.close()  # on 200 the body is the file: drop it unread
 
@@ -276,13 +273,8 @@ class FollowAnalyticsHook(BaseHook):
         :raises FollowAnalyticsExportExpiredError: on 400.
         """
         url = self.check_callback_url(callback_url)
-        response = self._send(
-            "GET",
-            url,
-            what="download of the export",
-            stream=True,
-            headers={"Accept": "*/*", "Accept-Encoding": "identity"},
-        )
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}  # the file's bytes exactly as served
+        response = self._send("GET", url, what="download of the export", stream=True, headers=headers)
         try:
             status = response.status_code
             if status == 202:
