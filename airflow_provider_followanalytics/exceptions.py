@@ -3,8 +3,6 @@ name what failed, the HTTP status and the server's message, never a password or 
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.exceptions import AirflowException
 
 from airflow_provider_followanalytics._compat import AirflowFailException
@@ -42,8 +40,15 @@ class FollowAnalyticsRetryableError(FollowAnalyticsAPIError):
     :param retry_after: seconds the server asked to wait (``Retry-After``), if it said.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        server_message: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, http_status=http_status, server_message=server_message)
         self.retry_after = retry_after
 
 
