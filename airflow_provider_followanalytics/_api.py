@@ -1,8 +1,8 @@
 """The FollowAnalytics API protocol, independent of any HTTP library (internal).
 
-Connection settings, the response envelope and its two error shapes, the retry rules and the
-errors of requests that got no usable answer. The sync hook and the triggerer's async client
-follow these rules, so they behave the same.
+Connection settings, the headers of every request, the response envelope and its two error shapes,
+the retry rules and the errors of requests that got no usable answer. The sync hook and the
+triggerer's async client follow these rules, so they behave the same.
 """
 
 from __future__ import annotations
