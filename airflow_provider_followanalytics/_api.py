@@ -1,8 +1,8 @@
-"""The FollowAnalytics API protocol, independent of any HTTP library.
+"""The FollowAnalytics API protocol, independent of any HTTP library (internal).
 
-Connection settings, the response envelope and its two error shapes, which statuses are
-transient, how long to back off, and how identifiers and paths are checked. The sync hook
-and the async trigger path share these rules so they behave the same.
+Connection settings, the headers of every request, the response envelope and its two error shapes,
+the retry rules and the errors of requests that got no usable answer. The sync hook and the
+triggerer's async client follow these rules, so they behave the same.
 """
 
 from __future__ import annotations
@@ -12,67 +12,48 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote
 
-from airflow_provider_followanalytics import CONN_TYPE
+from airflow_provider_followanalytics import CONN_TYPE, __version__
 from airflow_provider_followanalytics._compat import mask_secret
-from airflow_provider_followanalytics._urls import normalize_base_url, redact_text
+from airflow_provider_followanalytics._urls import normalize_base_url, redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAPIError,
     FollowAnalyticsAuthError,
     FollowAnalyticsConfigError,
+    FollowAnalyticsError,
     FollowAnalyticsExportExpiredError,
     FollowAnalyticsRetryableError,
 )
 
-if TYPE_CHECKING:
-    from typing import Protocol
-
-    class Connection(Protocol):
-        """What is read from an Airflow connection (Airflow 2 model or Airflow 3 SDK class)."""
-
-        conn_id: str
-        login: str | None
-        password: str | None
-        host: str | None
-        port: int | None
-
-        @property
-        def extra_dejson(self) -> dict[str, Any]: ...
-
-
+USER_AGENT = f"airflow-provider-followanalytics/{__version__}"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_RETRY_DELAY = 60.0
 CALLBACK_REQUEST = "GET callback URL"
+#: The API answers 401 or 403 to an expired token: log in again once and replay the request.
+RELOGIN_STATUSES = frozenset({401, 403})
 _EXPIRED_HINT = (
     "the export link is missing, invalid or has expired; start the export again "
     "(export operator) to get a fresh callback URL"
 )
 
+Secrets = tuple[str | None, ...]
+
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """What the hook needs from an Airflow connection, resolved once.
-
-    :param base_url: API base URL (scheme, host, port, optional path prefix).
-    :param email: account e-mail (the connection's login).
-    :param password: account password.
-    :param timeout: seconds for the connect and read timeouts of each request.
-    :param max_retries: retries of a request on network errors, timeouts, 429 and 5xx.
-    :param retry_delay: base delay of the exponential backoff, in seconds.
-    :param max_retry_delay: cap of one backoff delay (and of an honoured ``Retry-After``).
-    """
+    """What the hook needs from an Airflow connection, resolved once (see the README's *Connection*)."""
 
     base_url: str
     email: str
     password: str
-    timeout: float
-    max_retries: int
-    retry_delay: float
-    max_retry_delay: float
+    timeout: float  # connect and read timeout of each request
+    max_retries: int  # retries on network errors, timeouts, 429 and 5xx
+    retry_delay: float  # base of the exponential backoff
+    max_retry_delay: float  # cap of one backoff, and the longest Retry-After honoured
 
     def __repr__(self) -> str:  # never show the password, even in a debugger
         return f"ConnectionSettings(base_url={self.base_url!r}, email=***, timeout={self.timeout})"
@@ -106,18 +87,9 @@ def _flag(value: Any, name: str) -> bool:
     raise FollowAnalyticsConfigError(f"Connection extra {name}={value!r} must be true or false.")
 
 
-def settings_from_connection(
-    conn: Connection,
-    *,
-    timeout: float | None = None,
-    max_retries: int | None = None,
-    retry_delay: float | None = None,
-    max_retry_delay: float | None = None,
-) -> ConnectionSettings:
-    """Validate a connection and merge it with explicit overrides (arguments win over extras).
-
-    Raises :class:`FollowAnalyticsConfigError` naming the missing or wrong field.
-    """
+def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
+    """Validate an Airflow connection (Airflow 2 model or Airflow 3 SDK class); ``overrides`` (the hook's
+    arguments, ``None`` when not given) win over its extras."""
     conn_id = getattr(conn, "conn_id", None)
     email = (conn.login or "").strip()
     password = conn.password or ""
@@ -130,11 +102,11 @@ def settings_from_connection(
     mask_secret(password)
     extra = conn.extra_dejson or {}
 
-    def pick(arg: Any, name: str, default: Any) -> Any:
-        if arg is not None:
-            return arg
-        value = _extra_value(extra, name)
-        return default if value is None else value
+    def pick(name: str, default: Any, integer: bool = False, minimum: float = 0) -> float:
+        value = overrides.get(name)
+        if value is None:
+            value = _extra_value(extra, name)
+        return _number(default if value is None else value, name, integer=integer, minimum=minimum)
 
     return ConnectionSettings(
         base_url=normalize_base_url(
@@ -145,35 +117,21 @@ def settings_from_connection(
         ),
         email=email,
         password=password,
-        timeout=_number(pick(timeout, "timeout", DEFAULT_TIMEOUT), "timeout", minimum=0.001),
-        max_retries=int(_number(pick(max_retries, "max_retries", DEFAULT_MAX_RETRIES), "max_retries", integer=True)),
-        retry_delay=_number(pick(retry_delay, "retry_delay", DEFAULT_RETRY_DELAY), "retry_delay"),
-        max_retry_delay=_number(pick(max_retry_delay, "max_retry_delay", DEFAULT_MAX_RETRY_DELAY), "max_retry_delay"),
+        timeout=pick("timeout", DEFAULT_TIMEOUT, minimum=0.001),
+        max_retries=int(pick("max_retries", DEFAULT_MAX_RETRIES, integer=True)),
+        retry_delay=pick("retry_delay", DEFAULT_RETRY_DELAY),
+        max_retry_delay=pick("max_retry_delay", DEFAULT_MAX_RETRY_DELAY),
     )
 
 
-def tls_error(what: str, base_url: str, reason: str) -> FollowAnalyticsConfigError:
-    """The error for a failed TLS handshake: not retried, since the same handshake fails again.
-
-    :param what: the request, for the message.
-    :param base_url: the connection's API base URL.
-    :param reason: the library's error text (already redacted).
-    """
-    text = reason.upper()
-    if "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER_FAILURE" in text or "PACKET_LENGTH_TOO_LONG" in text:
-        hint = (
-            f"the server at {base_url} does not speak TLS; if it is a plain-http server such as the local "
-            "emulator, give the connection's host with http:// (e.g. http://127.0.0.1:8765) or set the "
-            "extra scheme: http"
-        )
-    elif "CERTIFICATE" in text:
-        hint = (
-            f"the certificate of {base_url} could not be verified; check the host name, or point "
-            "REQUESTS_CA_BUNDLE / SSL_CERT_FILE at the CA bundle that signed it"
-        )
-    else:
-        hint = f"check that {base_url} serves https"
-    return FollowAnalyticsConfigError(f"FollowAnalytics {what} failed: TLS error: {reason}. Not retried: {hint}.")
+def request_headers(token: str | None, *, has_body: bool = False) -> dict[str, str]:
+    """The headers of every FollowAnalytics request (``Authorization`` only with a token)."""
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    return headers
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -192,15 +150,9 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Delay before retry number ``attempt`` (0-based).
-
-    A server's ``Retry-After`` is honoured as given; otherwise the delay grows as
-    ``base * 2**attempt`` (capped) with jitter in [50%, 100%] so that many clients that
-    failed together do not retry together.
-    """
-    if retry_after is not None:
-        return retry_after
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Delay before retry number ``attempt`` (0-based): ``base * 2**attempt``, capped, with jitter in
+    [50%, 100%] so that many clients that failed together do not retry together."""
     return min(cap, base * (2**attempt)) * random.uniform(0.5, 1.0)
 
 
@@ -209,15 +161,44 @@ def is_retryable_status(status: int) -> bool:
     return status == 429 or 500 <= status <= 599
 
 
-Secrets = tuple[str | None, ...]
+def raise_for_redirect(what: str, status: int, location: str | None) -> None:
+    """Refuse a 3xx: the token must never follow a redirect to wherever it points."""
+    if 300 <= status < 400:
+        raise FollowAnalyticsAPIError(
+            f"FollowAnalytics {what} answered a redirect (HTTP {status}) to {redact_url(location or '?')}; "
+            "redirects are not followed so credentials stay on the connection's host.",
+            http_status=status,
+        )
+
+
+def transport_failure(
+    what: str, exc: BaseException, *, tls: bool, base_url: str, secrets: Secrets, attempts: int | None = None
+) -> FollowAnalyticsError:
+    """The error of a request that got no answer: retryable, except a TLS error (the same handshake
+    fails again), which says what to check. ``attempts`` is named in the message when given."""
+    reason = redact_text(f"{type(exc).__name__}: {exc}", secrets)
+    if not tls:
+        after = "" if attempts is None else f" after {attempts} attempt(s)"
+        return FollowAnalyticsRetryableError(f"FollowAnalytics {what} failed{after}: {reason}")
+    text = reason.upper()
+    if "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER_FAILURE" in text or "PACKET_LENGTH_TOO_LONG" in text:
+        hint = (
+            f"the server at {base_url} does not speak TLS; if it is a plain-http server such as the local "
+            "emulator, give the connection's host with http:// (e.g. http://127.0.0.1:8765) or set the "
+            "extra scheme: http"
+        )
+    elif "CERTIFICATE" in text:
+        hint = (
+            f"the certificate of {base_url} could not be verified; check the host name, or point "
+            "REQUESTS_CA_BUNDLE / SSL_CERT_FILE at the CA bundle that signed it"
+        )
+    else:
+        hint = f"check that {base_url} serves https"
+    return FollowAnalyticsConfigError(f"FollowAnalytics {what} failed: TLS error: {reason}. Not retried: {hint}.")
 
 
 def error_message_from_body(body: Any, secrets: Secrets = ()) -> str | None:
-    """Pull the server's message out of either documented error shape.
-
-    A server may echo what it received: export tokens and the given ``secrets`` (password,
-    auth tokens) are hidden before the message is quoted anywhere.
-    """
+    """The server's message in either documented error shape, with secrets it may echo hidden."""
     if isinstance(body, dict):
         for key in ("error_message", "message", "error"):
             value = body.get(key)
@@ -233,13 +214,10 @@ def _describe_body(text: str, secrets: Secrets = ()) -> str:
 
 
 def unwrap_envelope(status: int, content_type: str, text: str, what: str, secrets: Secrets = ()) -> Any:
-    """Return ``result`` from a ``{"success": true, "result": ...}`` body, or raise.
+    """Return ``result`` from a ``{"success": true, "result": ...}`` body, or raise the error it means.
 
-    :param status: HTTP status of the response.
-    :param content_type: its Content-Type (only used in messages).
-    :param text: the decoded body.
-    :param what: the request, e.g. ``"GET /api/data_exporters"``, for messages.
-    :param secrets: values to hide if the server quotes them in an error.
+    ``what`` names the request in messages (e.g. ``"GET /api/data_exporters"``); ``secrets`` are
+    hidden if the server quotes them.
     """
     try:
         body = json.loads(text) if text else None
@@ -306,19 +284,10 @@ def _mask_user_secrets(value: Any) -> None:
             _mask_user_secrets(item)
 
 
-def auth_token_from_login(result: Any) -> str:
-    token = result.get("auth_token") if isinstance(result, dict) else None
-    if not isinstance(token, str) or not token:
-        raise FollowAnalyticsAuthError("FollowAnalytics login answered HTTP 200 without an auth_token.")
-    mask_secret(token)
-    _mask_user_secrets(result.get("user"))
-    return token
-
-
 def token_from_login_response(
     status: int, content_type: str, text: str, email: str, retry_after: float | None = None, secrets: Secrets = ()
 ) -> str:
-    """Read the auth token out of a ``POST /api/login`` answer (sync and async paths alike).
+    """Read the auth token out of a ``POST /api/login`` answer and mask it.
 
     A 429/5xx stays a :class:`FollowAnalyticsRetryableError` (with the server's ``Retry-After``);
     any other error becomes a :class:`FollowAnalyticsAuthError` naming the account, never the password.
@@ -336,7 +305,12 @@ def token_from_login_response(
             http_status=exc.http_status,
             server_message=exc.server_message,
         ) from None
-    return auth_token_from_login(result)
+    token = result.get("auth_token") if isinstance(result, dict) else None
+    if not isinstance(token, str) or not token:
+        raise FollowAnalyticsAuthError("FollowAnalytics login answered HTTP 200 without an auth_token.")
+    mask_secret(token)
+    _mask_user_secrets(result.get("user"))
+    return token
 
 
 def validate_endpoint(endpoint: object) -> str:

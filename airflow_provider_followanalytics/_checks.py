@@ -1,9 +1,5 @@
-"""Argument checks shared by the sensor, the trigger and the transfers (internal).
-
-``bool`` is an ``int`` in Python, so ``poll_interval=True`` would pass an ``isinstance``
-check and mean one second: every number check here refuses it. Each error names the
-argument, the value given and what is expected.
-"""
+"""Argument checks shared by the sensor, the trigger and the transfers (internal). Each refuses a
+``bool`` (an ``int`` in Python: ``poll_interval=True`` would mean one second) and names the argument."""
 
 from __future__ import annotations
 

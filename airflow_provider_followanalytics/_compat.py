@@ -1,9 +1,5 @@
-"""Airflow 2 / 3 import shims: the one place that knows which Airflow is running.
-
-Everything else in the package imports Airflow base classes and helpers from here.
-Airflow 3 moved DAG-author classes into ``airflow.sdk``; Airflow 2.10 keeps them in
-``airflow.models`` / ``airflow.hooks`` / ``airflow.sensors``.
-"""
+"""Airflow 2 / 3 import shims: the one place that knows which Airflow is running (Airflow 3 moved
+DAG-author classes into ``airflow.sdk``); the package imports Airflow base classes and helpers from here."""
 
 from __future__ import annotations
 
@@ -64,11 +60,8 @@ def lineage_uri_object(uri: str) -> Any:
 
 
 def object_storage_path(destination: Any, conn_id: str | None = None) -> Any:
-    """An ``ObjectStoragePath`` for a URL (or another path), imported on use: fsspec is costly at parse time.
-
-    Airflow 3: ``airflow.sdk.ObjectStoragePath``; Airflow 2.8+: ``airflow.io.path.ObjectStoragePath``.
-    ``conn_id`` is the connection to use when the URL names none (``s3://conn@bucket/key``).
-    """
+    """An ``ObjectStoragePath`` for a URL (or another path), imported on use: fsspec is costly at parse
+    time. ``conn_id`` is the connection to use when the URL names none (``s3://conn@bucket/key``)."""
     if AIRFLOW_V_3:
         from airflow.sdk import ObjectStoragePath
     else:

@@ -1,10 +1,6 @@
-"""Keep the export token of a templated ``callback_url`` out of what Airflow shows and logs.
-
-Airflow stores the rendered template fields of every task (the UI's *Rendered Template* tab),
-through its secret masker, right after rendering and before ``execute()``. A task that receives
-the callback URL from XCom must therefore register its token with the masker as soon as it is
-rendered, not later when a hook first sees it.
-"""
+"""Keep the export token of a templated ``callback_url`` out of what Airflow shows and logs: Airflow
+stores rendered fields (the *Rendered Template* tab) through its masker right after rendering, before
+``execute()``, so the token must be registered then, not when a hook first sees it."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""URL rules: where credentials may go, and how URLs appear in logs.
-
-The auth token is sent only to the connection's own host, over https (plain http is
-accepted for loopback hosts only, so the local emulator works and nothing crosses a
-network in clear text). A connection can opt in to plain http on another host (the
-emulator in a Docker sidecar) with the extra ``allow_insecure_http``; the hook then warns
-each time it is created, and callback URLs must still be on that same host.
-"""
+"""URL rules: where credentials may go (the connection's host, over https or loopback http, or an
+opted-in ``allow_insecure_http`` host: see the README's *Connection*), and how URLs appear in logs."""
 
 from __future__ import annotations
 
@@ -45,19 +39,8 @@ def _port(parts: SplitResult) -> int:
 def normalize_base_url(
     host: str | None, port: int | None = None, scheme: str | None = None, *, allow_insecure_http: bool = False
 ) -> str:
-    """Turn a connection's host field into the API base URL.
-
-    ``None`` or empty gives ``https://api.follow-apps.com``; a bare host name implies https
-    (or ``scheme``); ``http://`` is accepted for loopback hosts only, unless
-    ``allow_insecure_http``.
-
-    :param host: the connection's host field: a host name or a base URL with scheme.
-    :param port: the connection's port field, used when the host carries none.
-    :param scheme: ``"http"`` or ``"https"`` for a host given without scheme (the connection's
-        ``scheme`` extra: a URI connection puts the host and port in fields of their own).
-    :param allow_insecure_http: accept plain http to a host that is not loopback (the
-        connection's ``allow_insecure_http`` extra).
-    """
+    """Turn a connection's host field (a host name or a base URL), its port field and its ``scheme``
+    and ``allow_insecure_http`` extras into the API base URL (default ``DEFAULT_BASE_URL``)."""
     raw = (host or "").strip()
     chosen = (scheme or "").strip().lower() or None
     if chosen not in (None, "https", "http"):
@@ -120,14 +103,8 @@ def same_origin(url_a: str, url_b: str) -> bool:
 
 
 def validate_callback_url(callback_url: object, base_url: str) -> str:
-    """Check a callback URL before anything is sent to it and return it.
-
-    It must be a string URL on the connection's host (same scheme, host and port), https
-    (or http on loopback), without credentials, and carry an ``export_token``.
-
-    :param callback_url: the URL the export API answered (usually from XCom).
-    :param base_url: the connection's API base URL.
-    """
+    """Check a callback URL (usually from XCom) before anything is sent to it, and return it: on the
+    connection's origin, https (or http on loopback), without credentials, with an ``export_token``."""
     if not isinstance(callback_url, str) or not callback_url.strip():
         raise FollowAnalyticsConfigError(
             f"callback_url must be the non-empty URL returned by an export operator, got {callback_url!r}. "

@@ -1,10 +1,5 @@
-"""Exceptions raised by the FollowAnalytics provider.
-
-All of them derive from :class:`FollowAnalyticsError`, itself an ``AirflowException``, so
-a task fails with the message below and DAG authors can catch the whole family at once.
-Messages name what failed, the HTTP status and the server's own message; they never
-contain a password, an auth token or an export token.
-"""
+"""Exceptions of the FollowAnalytics provider: one family rooted in ``AirflowException``, whose messages
+name what failed, the HTTP status and the server's message, never a password or a token."""
 
 from __future__ import annotations
 
@@ -36,11 +31,7 @@ class FollowAnalyticsAPIError(FollowAnalyticsError):
 
 
 class FollowAnalyticsAuthError(FollowAnalyticsAPIError, AirflowFailException):
-    """Logging in failed (wrong e-mail or password, or a login request the API rejects).
-
-    Also an ``AirflowFailException``: the task fails without its retries, which would only log
-    in again with the same wrong credentials.
-    """
+    """Logging in failed; an ``AirflowFailException``, since task retries would only repeat the login."""
 
 
 class FollowAnalyticsRetryableError(FollowAnalyticsAPIError):
@@ -62,11 +53,8 @@ class FollowAnalyticsRetryableError(FollowAnalyticsAPIError):
 
 
 class FollowAnalyticsExportExpiredError(FollowAnalyticsAPIError, AirflowFailException):
-    """The callback URL answered 400: its export token is missing, invalid or expired.
-
-    An ``AirflowFailException``: no task retries it, since the same link never becomes valid
-    again. Clear the export task (and its downstream tasks) to start a new export.
-    """
+    """The callback URL answered 400 (its export token is missing, invalid or expired); an
+    ``AirflowFailException``, since the link never becomes valid again: clear the export task instead."""
 
 
 #: The name the sensor has always exported; the same class.

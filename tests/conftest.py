@@ -35,7 +35,7 @@ os.environ.update(
 )
 os.environ.pop("AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT", None)
 
-from airflow_provider_followanalytics._sessions import PROCESS_STATE  # noqa: E402 - after the environment
+from airflow_provider_followanalytics.hooks._async_client import PROCESS_STATE  # noqa: E402 - after the environment
 
 pytest_plugins = ["tests.fixtures", "tests.storage_fixtures", "tests.lineage.fixtures", "tests.secrets_guard"]
 

@@ -1,35 +1,37 @@
 """The triggerer's FollowAnalytics client: aiohttp, one attempt per call, never blocking the loop.
 
-A triggerer runs thousands of waits in one event loop, so every poll is kept cheap: the loop's
-pooled session and the account's login are shared (``PROCESS_STATE``), a callback URL is checked
-once per hook, not per poll, and nothing is registered with the secret masker (it recompiles its
-pattern for every new secret). Each call makes one attempt: the trigger decides when to poll
-again, from ``FollowAnalyticsRetryableError.retry_after``. Outcomes are classified by the same
-table as the sync client's (``_policy.classify``).
+A triggerer runs thousands of waits in one loop, so every poll is kept cheap. One aiohttp session
+each (own pool and parser, idle 99.9 % of the time) would cost about 20 KiB a wait: the hooks of a
+loop share one (``PROCESS_STATE``), and the waits of one account log in once. Only the pool and the
+token are shared: each request carries its own headers, proxy and timeout, and no cookie is stored.
+A callback URL is checked once per hook, and nothing is registered with the secret masker (it
+recompiles its pattern for every new secret). The trigger decides when to poll again, from
+``FollowAnalyticsRetryableError.retry_after``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import os
+import weakref
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from airflow_provider_followanalytics._api import CALLBACK_REQUEST, raise_for_callback, token_from_login_response
-from airflow_provider_followanalytics._sessions import PROCESS_STATE, ProcessState
-from airflow_provider_followanalytics._urls import validate_callback_url
-from airflow_provider_followanalytics.exceptions import (
-    FollowAnalyticsAuthError,
-    FollowAnalyticsError,
-    FollowAnalyticsRetryableError,
-)
-from airflow_provider_followanalytics.hooks._policy import (
-    Outcome,
-    classify,
-    redirect_error,
-    retry_after_of,
+from airflow_provider_followanalytics._api import (
+    CALLBACK_REQUEST,
+    RELOGIN_STATUSES,
+    USER_AGENT,
+    parse_retry_after,
+    raise_for_callback,
+    raise_for_redirect,
+    request_headers,
+    token_from_login_response,
     transport_failure,
 )
-from airflow_provider_followanalytics.hooks._tokens import request_headers
+from airflow_provider_followanalytics._urls import validate_callback_url
+from airflow_provider_followanalytics.exceptions import FollowAnalyticsAuthError, FollowAnalyticsRetryableError
 
 if TYPE_CHECKING:
     import logging
@@ -37,26 +39,27 @@ if TYPE_CHECKING:
     import aiohttp
 
     from airflow_provider_followanalytics._api import ConnectionSettings
-    from airflow_provider_followanalytics.hooks._tokens import TokenKeeper
+    from airflow_provider_followanalytics.hooks._sync_client import TokenKeeper
     from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 
 #: Bodies of "not ready" answers up to this size are read so that their connection can be reused.
 _SMALL_BODY = 64 * 1024
+#: Requests in flight at once per event loop; more wait for a free connection within their connect
+#: timeout, so a burst of polls (a triggerer restart) reaches the API as a steady stream.
+MAX_CONNECTIONS = 100
+AccountKey = tuple[str, str, str]  # base URL, e-mail, password digest
 _PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")
 
 
 def env_proxy_for(url: str) -> str | None:
     """The ``HTTPS_PROXY`` / ``HTTP_PROXY`` that applies to ``url`` (honouring ``NO_PROXY``), if any."""
-    import os
-
     # Reading the whole environment costs ~0.5 ms; thousands of triggers ask the same question.
     return _proxy_for(url, tuple(os.environ.get(name) for name in _PROXY_VARIABLES))
 
 
 @functools.lru_cache(maxsize=64)
 def _proxy_for(url: str, _environment: tuple[str | None, ...]) -> str | None:
-    import urllib.request
-    from urllib.parse import urlsplit
+    import urllib.request  # not at module import: DAG files that import the hook do not need it
 
     parts = urlsplit(url)
     if urllib.request.proxy_bypass_environment(parts.hostname or ""):  # type: ignore[attr-defined]
@@ -64,42 +67,101 @@ def _proxy_for(url: str, _environment: tuple[str | None, ...]) -> str | None:
     return urllib.request.getproxies_environment().get(parts.scheme)
 
 
-async def _read_answer(response: aiohttp.ClientResponse) -> tuple[str, str, float | None, str | None]:
-    """What an answer other than 200/202 says: its body, Content-Type, Retry-After and Location."""
-    headers = response.headers
-    text = await response.text(errors="replace")
-    return text, headers.get("Content-Type", ""), retry_after_of(headers), headers.get("Location")
+class _Shared:
+    __slots__ = ("session", "users")
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session, self.users = session, 0
+
+
+class ProcessState:
+    """The aiohttp session of each event loop and the async login of each account, for one process.
+
+    A loop's session is created by its first :meth:`acquire` and closed by the :meth:`release` of its
+    last user; a discarded loop takes its entry with it (weak keys). ``tokens`` maps an account
+    (:meth:`account_key`) to the token its first async login shared. :meth:`reset` forgets the tokens
+    and login locks (tests call it between tests) and leaves each session to the hooks that hold it.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Shared] = weakref.WeakKeyDictionary()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[AccountKey, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.tokens: dict[AccountKey, str] = {}
+
+    def acquire(self) -> aiohttp.ClientSession:
+        """Return the running loop's session (created on first use); pair with :meth:`release`."""
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        shared = self._sessions.get(loop)
+        if shared is None or shared.session.closed:
+            shared = self._sessions[loop] = _Shared(
+                aiohttp.ClientSession(
+                    headers={"User-Agent": USER_AGENT},
+                    connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    # No ~/.netrc lookup (a thread hop per request, and it would clash with our
+                    # Authorization header); the async client applies the environment's proxy itself.
+                    trust_env=False,
+                )
+            )
+        shared.users += 1
+        return shared.session
+
+    async def release(self, session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
+        """Give back a session :meth:`acquire` returned on ``loop``; the last user closes it."""
+        shared = self._sessions.get(loop)
+        if shared is None or shared.session is not session:
+            return  # already closed and replaced: nothing of ours to release
+        shared.users -= 1
+        if shared.users <= 0:
+            del self._sessions[loop]  # before the await: a new user meanwhile gets a fresh session
+            if not loop.is_closed() and loop is asyncio.get_running_loop():
+                await session.close()
+
+    def users(self) -> int:
+        """How many hooks hold the running loop's session (0 if it has none)."""
+        shared = self._sessions.get(asyncio.get_running_loop())
+        return 0 if shared is None else shared.users
+
+    @staticmethod
+    def account_key(settings: ConnectionSettings) -> AccountKey:
+        """The key of one account's shared login (a digest of the password, never the password)."""
+        return (settings.base_url, settings.email, hashlib.sha256(settings.password.encode()).hexdigest())
+
+    def login_lock(self, key: AccountKey) -> asyncio.Lock:
+        """The running loop's lock for logging in to the account ``key``."""
+        return self._locks.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
+
+    def reset(self) -> None:
+        """Forget every shared login and login lock; sessions stay with their users."""
+        self.tokens.clear()
+        self._locks.clear()
+
+
+#: The one instance the hooks use.
+PROCESS_STATE = ProcessState()
 
 
 class AsyncClient:
-    """The async half of one :class:`FollowAnalyticsHook`: logins and callback polls over aiohttp.
+    """Logins and callback polls of one hook over aiohttp, sharing its ``tokens`` with the sync client.
 
-    Logins and polls take the hook and go through its public async methods (``aget_settings``,
-    ``aget_session``, ``alogin``) as they always did; the client keeps no reference to it, since a
-    reference cycle would keep a dropped hook's sync session and sockets open until the next
-    garbage collection.
-
-    :param tokens: the hook's token, shared with its sync client.
-    :param log: the hook's logger.
-    :param state: the per-process sessions and logins (tests may pass their own).
+    Calls take the hook and use its public async methods; the client keeps no reference to it (a
+    cycle would keep a dropped hook's sync session open until the next garbage collection).
     """
 
-    def __init__(
-        self,
-        tokens: TokenKeeper,
-        log: logging.Logger | Any,
-        state: ProcessState = PROCESS_STATE,
-    ) -> None:
+    def __init__(self, tokens: TokenKeeper, log: logging.Logger | Any) -> None:
         self._tokens = tokens
         self._log = log
-        self._state = state
+        self._state = PROCESS_STATE
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxy: str | None = None  # callback URLs share the base URL's origin
         self._checked_callback: tuple[str, str, str] | None = None  # (callback URL, base URL, validated URL)
 
     async def session(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
-        """The running loop's shared session, acquired on first use and held until :meth:`close`."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._proxy = env_proxy_for(settings.base_url)
@@ -109,19 +171,18 @@ class AsyncClient:
         return self._session
 
     async def close(self) -> None:
-        """Release the shared session (the last user of the loop closes it)."""
         session, loop = self._session, self._loop
         self._session = self._loop = None
         if session is not None and loop is not None:
             await self._state.release(session, loop)
 
-    @staticmethod
-    def _timeout(settings: ConnectionSettings) -> Any:
+    def _request(self, session: aiohttp.ClientSession, settings: ConnectionSettings, **kwargs: Any) -> Any:
         import aiohttp
 
-        # connect includes waiting for a free pooled connection (see _sessions.py): an overloaded pool
+        # connect includes waiting for a free pooled connection (MAX_CONNECTIONS): an overloaded pool
         # turns into failed polls that back off, not into an ever longer queue.
-        return aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout)
+        timeout = aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout)
+        return session.request(proxy=self._proxy, timeout=timeout, allow_redirects=False, **kwargs)
 
     async def login(self, hook: FollowAnalyticsHook) -> str:
         """Return the hook's token, logging in (once per account and process) if it holds none."""
@@ -130,73 +191,61 @@ class AsyncClient:
         settings = await hook.aget_settings()
         key = self._state.account_key(settings)
         async with self._state.login_lock(key):
-            shared = self._state.shared_token(key)
-            if shared is None:
-                shared = await self._login_request(settings, await hook.aget_session())
-                self._state.share_token(key, shared)
-            return self._tokens.remember(shared)
+            if key not in self._state.tokens:
+                self._state.tokens[key] = await self._login_request(settings, await hook.aget_session())
+            return self._tokens.remember(self._state.tokens[key])
 
     async def _login_request(self, settings: ConnectionSettings, session: aiohttp.ClientSession) -> str:
         import aiohttp
 
         try:
-            async with session.post(
-                f"{settings.base_url}/api/login",
-                proxy=self._proxy,
+            async with self._request(
+                session,
+                settings,
+                method="POST",
+                url=f"{settings.base_url}/api/login",
                 json={"email": settings.email, "password": settings.password},
                 headers=request_headers(None, has_body=True),
-                timeout=self._timeout(settings),
-                allow_redirects=False,
             ) as response:
-                status = response.status
-                text, content_type, retry_after, location = await _read_answer(response)
+                status, headers = response.status, response.headers
+                text = await response.text(errors="replace")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._failure("login", exc, settings) from None
-        if classify(status, may_relogin=False) is Outcome.REDIRECT:
-            raise redirect_error("POST /api/login", status, location)
+        raise_for_redirect("POST /api/login", status, headers.get("Location"))
+        retry_after = parse_retry_after(headers.get("Retry-After"))
         secrets = self._tokens.secrets(settings.password)
+        content_type = headers.get("Content-Type", "")
         token = token_from_login_response(status, content_type, text, settings.email, retry_after, secrets)
         self._log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
         return token
 
-    def _failure(self, what: str, exc: BaseException, settings: ConnectionSettings) -> FollowAnalyticsError:
+    def _failure(self, what: str, exc: BaseException, settings: ConnectionSettings) -> Exception:
         import aiohttp
 
         tls = isinstance(exc, aiohttp.ClientSSLError)  # the same handshake would fail again: not retryable
         secrets = self._tokens.secrets(settings.password)
         return transport_failure(what, exc, tls=tls, base_url=settings.base_url, secrets=secrets)
 
-    def _valid_callback(self, callback_url: str, base_url: str) -> str:
-        # A trigger polls one URL hundreds of times: check it once (the checks parse the URL and
-        # its host, a sizeable part of a poll's CPU), not on every poll.
-        checked = self._checked_callback
-        if checked is None or checked[:2] != (callback_url, base_url):
-            checked = (callback_url, base_url, validate_callback_url(callback_url, base_url))
-            self._checked_callback = checked
-        return checked[2]
-
     async def export_status(self, hook: FollowAnalyticsHook, callback_url: str) -> str:
         """One poll of the callback URL: ``"ready"`` or ``"pending"`` (see ``aget_export_status``)."""
         import aiohttp
 
         settings = await hook.aget_settings()
-        # No mask_secret() of the export token here: Airflow's masker recompiles its regex for
-        # every new secret, which stalls a triggerer running thousands of waits. This path never
-        # logs or raises the raw URL (redact_url everywhere); the worker that started the export
-        # and the worker that downloads it do mask the token.
-        url = self._valid_callback(callback_url, settings.base_url)
+        # A trigger polls one URL hundreds of times: check it once (parsing the URL and its host is a
+        # sizeable part of a poll's CPU). No mask_secret() of its token here (see the module docstring):
+        # this path only ever logs or raises it redacted; the workers that start and download do mask it.
+        checked = self._checked_callback
+        if checked is None or checked[:2] != (callback_url, settings.base_url):
+            checked = (callback_url, settings.base_url, validate_callback_url(callback_url, settings.base_url))
+            self._checked_callback = checked
         session = await hook.aget_session()
         for may_relogin in (True, False):
             token = await hook.alogin()
             try:
-                async with session.get(
-                    url,
-                    proxy=self._proxy,
-                    headers=request_headers(token),
-                    timeout=self._timeout(settings),
-                    allow_redirects=False,
+                async with self._request(
+                    session, settings, method="GET", url=checked[2], headers=request_headers(token)
                 ) as response:
-                    status = response.status
+                    status, headers = response.status, response.headers
                     if status == 200:
                         response.close()  # the body is the file: drop the connection unread
                         return "ready"
@@ -207,20 +256,21 @@ class AsyncClient:
                             # of unknown length (chunked) is not read: it could be anything.
                             await response.read()
                         return "pending"
-                    text, content_type, retry_after, location = await _read_answer(response)
+                    text = await response.text(errors="replace")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._failure("callback poll", exc, settings) from None
-            outcome = classify(status, may_relogin=may_relogin)
-            if outcome is Outcome.RELOGIN:
+            if may_relogin and status in RELOGIN_STATUSES:
                 self._tokens.forget(token)
-                self._state.forget_token(self._state.account_key(settings), token)
+                key = self._state.account_key(settings)
+                if self._state.tokens.get(key) == token:  # unless another hook already replaced it
+                    del self._state.tokens[key]
                 continue
-            if outcome is Outcome.REDIRECT:
-                raise redirect_error(CALLBACK_REQUEST, status, location)
+            raise_for_redirect(CALLBACK_REQUEST, status, headers.get("Location"))
+            secrets = self._tokens.secrets(settings.password)
             try:
-                raise_for_callback(status, text, content_type, self._tokens.secrets(settings.password))
+                raise_for_callback(status, text, headers.get("Content-Type", ""), secrets)
             except FollowAnalyticsRetryableError as exc:
-                exc.retry_after = retry_after
+                exc.retry_after = parse_retry_after(headers.get("Retry-After"))
                 raise
         raise FollowAnalyticsAuthError(  # pragma: no cover - the loop always returns or raises
             "FollowAnalytics callback kept answering 401 after a fresh login."

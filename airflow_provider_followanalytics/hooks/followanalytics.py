@@ -1,15 +1,8 @@
 """FollowAnalyticsHook: one authenticated client for every FollowAnalytics API.
 
-The hook logs in with the connection's e-mail and password (``POST /api/login``), keeps
-the auth token and sends ``Authorization: Token <token>`` on every later request. It
-unwraps the ``{"success": ..., "result": ...}`` envelope, understands both error shapes,
-retries transient failures (network errors, timeouts, 429, 5xx) with exponential backoff
-and jitter, honours ``Retry-After``, and logs in again once when the token expires.
-
-This module holds the API a task uses (settings, connection form, exports); the transport is
-in ``_sync_client.py`` (``requests``, for tasks) and ``_async_client.py`` (aiohttp, for the
-triggerer), which follow one request policy (``_policy.py``). ``requests`` and ``aiohttp`` are
-imported where they are used, so a DAG file that imports the operators does not pay for them.
+The transport lives in ``_sync_client.py`` (``requests``, for tasks) and ``_async_client.py``
+(aiohttp, for the triggerer); both follow the protocol of ``_api.py``. Neither library is imported
+before it is used, so a DAG file that imports the operators does not pay for them.
 """
 
 from __future__ import annotations
@@ -21,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow_provider_followanalytics import CONN_TYPE
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
+    USER_AGENT,
     ConnectionSettings,
     raise_for_callback,
     settings_from_connection,
@@ -28,7 +22,6 @@ from airflow_provider_followanalytics._api import (
     validate_endpoint,
 )
 from airflow_provider_followanalytics._compat import BaseHook, aget_connection, mask_secret
-from airflow_provider_followanalytics._sessions import USER_AGENT
 from airflow_provider_followanalytics._urls import (
     export_token_of,
     is_insecure_remote,
@@ -41,9 +34,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsExportNotReadyError,
 )
 from airflow_provider_followanalytics.hooks._async_client import AsyncClient, env_proxy_for
-from airflow_provider_followanalytics.hooks._export_stream import ExportStream
-from airflow_provider_followanalytics.hooks._sync_client import SyncClient
-from airflow_provider_followanalytics.hooks._tokens import TokenKeeper
+from airflow_provider_followanalytics.hooks._sync_client import ExportStream, SyncClient, TokenKeeper
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -60,24 +51,9 @@ TEST_CONNECTION_TIMEOUT = 5.0
 class FollowAnalyticsHook(BaseHook):
     """Talk to any FollowAnalytics API with the account of an Airflow connection.
 
-    The connection (type ``followanalytics``) holds the account e-mail as *Login*, its
-    *Password*, and optionally the API base URL as *Host* (default
-    ``https://api.follow-apps.com``; ``http://`` only for loopback hosts such as the local
-    emulator). Its extras may set ``timeout``, ``max_retries`` and ``retry_delay``, ``scheme``
-    (``http`` for a host given without scheme, as in the URI form
-    ``followanalytics://...@127.0.0.1:8765?scheme=http``) and ``allow_insecure_http`` (``true`` to
-    accept plain http to a host that is not loopback, such as an emulator in a Docker sidecar;
-    every hook then logs a warning, and credentials still go to that host only).
-
-    One hook logs in once and reuses the token for every call, from any number of threads.
-    On a 401 (or a 403 to a request that carried a token) it logs in again once and replays
-    the request once.
-
-    .. code-block:: python
-
-        hook = FollowAnalyticsHook()
-        exporters = hook.run("GET", "/api/data_exporters")
-        url = hook.start_export("/api/apps/FAAPPLI_123/devices_export", {"fields": "device_id"})
+    The connection's fields and extras are described in the README (*Connection*). One hook logs
+    in once and shares its token between threads; on a 401 (or a 403 to a request that carried a
+    token) it logs in again once and replays the request.
 
     :param followanalytics_conn_id: the Airflow connection to use.
     :param timeout: seconds for the connect and read timeouts of each request
@@ -117,7 +93,6 @@ class FollowAnalyticsHook(BaseHook):
         self._sync = SyncClient(self._tokens, self.log)
         self._async = AsyncClient(self._tokens, self.log)
 
-    # ------------------------------------------------------------------ connection form (Airflow 2)
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields of the Airflow 2 connection form (Airflow 3 reads provider info)."""
@@ -141,18 +116,13 @@ class FollowAnalyticsHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel and hide fields of the Airflow 2 connection form.
-
-        The same behaviour as provider info's ``ui-field-behaviour`` (what Airflow 3 reads), in
-        the spelling Airflow 2 validates a hook's answer against (``hidden_fields``, not
-        ``hidden-fields``; it drops the whole behaviour otherwise).
-        """
+        """Provider info's ``ui-field-behaviour`` (what Airflow 3 reads) in the spelling Airflow 2
+        validates a hook's answer against (``hidden_fields``; it drops the whole behaviour otherwise)."""
         from airflow_provider_followanalytics import get_provider_info
 
         behaviour: dict[str, Any] = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
         return {key.replace("-", "_"): value for key, value in behaviour.items()}
 
-    # ------------------------------------------------------------------ settings and token
     @property
     def settings(self) -> ConnectionSettings:
         """The validated connection settings (looked up once, synchronously)."""
@@ -187,7 +157,6 @@ class FollowAnalyticsHook(BaseHook):
     def _secrets(self) -> tuple[str | None, ...]:
         return self._tokens.secrets(self._settings.password if self._settings else None)
 
-    # ------------------------------------------------------------------ sync HTTP: see _sync_client.py
     def get_session(self) -> requests.Session:
         """The hook's ``requests`` session (connection pooling; credentials are not stored in it)."""
         return self._sync.session()
@@ -206,19 +175,12 @@ class FollowAnalyticsHook(BaseHook):
         return self._sync.login(self.settings)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        # One request with retries and re-login; the final response whatever its status.
+        # One request with retries and re-login (SyncClient.send); the final response whatever its status.
         return self._sync.send(self.settings, method, url, **kwargs)
 
-    def run(
-        self,
-        method: str,
-        endpoint: str,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-    ) -> Any:
-        """Call any FollowAnalytics API and return the envelope's ``result``.
-
-        Login, headers, retries, re-login and error handling are done for you.
+    def run(self, method: str, endpoint: str, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        """Call any FollowAnalytics API and return the envelope's ``result`` (login, headers, retries,
+        re-login and error handling included).
 
         :param method: HTTP method, e.g. ``"GET"`` or ``"POST"``.
         :param endpoint: API path, e.g. ``"/api/data_exporters"``; query parameters go in ``params``.
@@ -238,7 +200,6 @@ class FollowAnalyticsHook(BaseHook):
         content_type = response.headers.get("Content-Type", "")
         return unwrap_envelope(response.status_code, content_type, text, what, self._secrets())
 
-    # ------------------------------------------------------------------ exports
     def start_export(
         self,
         endpoint: str,
@@ -294,41 +255,26 @@ class FollowAnalyticsHook(BaseHook):
         url = self.check_callback_url(callback_url)
         response = self._send("GET", url, what=CALLBACK_REQUEST, stream=True)
         try:
-            if response.status_code == 200:
-                return "ready"
-            if response.status_code == 202:
-                return "pending"
-            raise_for_callback(
-                response.status_code, response.text, response.headers.get("Content-Type", ""), self._secrets()
-            )
+            status = response.status_code
+            if status in (200, 202):
+                return "ready" if status == 200 else "pending"
+            raise_for_callback(status, response.text, response.headers.get("Content-Type", ""), self._secrets())
         finally:
             response.close()  # on 200 the body is the file: drop it unread
 
     @contextmanager
     def open_export(self, callback_url: str, chunk_size: int = DOWNLOAD_CHUNK_SIZE) -> Iterator[ExportStream]:
-        """Open the ready export file as a stream of chunks (one attempt, no retry).
+        """Open the ready export as a stream: ``for chunk in export.chunks()`` (one attempt, no retry).
 
-        .. code-block:: python
-
-            with hook.open_export(url) as export:
-                for chunk in export.chunks():
-                    sink.write(chunk)
-
-        The iterator raises :class:`FollowAnalyticsDownloadError` if the body ends before its
-        ``Content-Length`` or the connection breaks, so a partial file is never taken for a
-        whole one.
+        ``chunks()`` raises :class:`FollowAnalyticsDownloadError` if the body ends before its
+        ``Content-Length`` or the connection breaks, so a partial file is never taken for a whole one.
 
         :raises FollowAnalyticsExportNotReadyError: on 202 (wait with ``ExportReadySensor`` first).
         :raises FollowAnalyticsExportExpiredError: on 400.
         """
         url = self.check_callback_url(callback_url)
-        response = self._send(
-            "GET",
-            url,
-            what="download of the export",
-            stream=True,
-            headers={"Accept": "*/*", "Accept-Encoding": "identity"},
-        )
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}  # the file's bytes exactly as served
+        response = self._send("GET", url, what="download of the export", stream=True, headers=headers)
         try:
             status = response.status_code
             if status == 202:
@@ -350,10 +296,9 @@ class FollowAnalyticsHook(BaseHook):
         chunk_size: int = DOWNLOAD_CHUNK_SIZE,
         max_attempts: int | None = None,
     ) -> int:
-        """Stream the ready export into ``fileobj`` and return the number of bytes written.
+        """Stream the ready export into ``fileobj`` (about one chunk in memory); return the bytes written.
 
-        Memory stays at about one chunk whatever the file size. A download that breaks off
-        is retried from zero (the file object is rewound and truncated), up to
+        A download that breaks off is retried from zero (``fileobj`` rewound and truncated), up to
         ``max_attempts`` times (default: the connection's ``max_retries`` + 1).
 
         :param callback_url: URL returned by :meth:`start_export`, once ready.
@@ -368,11 +313,8 @@ class FollowAnalyticsHook(BaseHook):
         return download_to_file(self, callback_url, fileobj, attempts=attempts, log=self.log, chunk_size=chunk_size)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Log in with the connection's credentials (the UI's *Test* button, ``airflow connections test``).
-
-        One attempt with a timeout of at most ``TEST_CONNECTION_TIMEOUT`` seconds, without the
-        retries of task requests: a refused port or a wrong password is reported within seconds.
-        """
+        """Log in once (the UI's *Test* button), with no retries and a timeout of at most
+        ``TEST_CONNECTION_TIMEOUT`` seconds: a refused port or a wrong password is reported within seconds."""
         try:
             settings = self.settings
             self._settings = dataclasses.replace(
@@ -388,13 +330,9 @@ class FollowAnalyticsHook(BaseHook):
             return False, redact_text(str(exc), self._secrets())
         return True, f"Logged in to FollowAnalytics at {self.base_url} as {self.settings.email}."
 
-    # ------------------------------------------------------------------ async (triggers): see _async_client.py
     async def aget_session(self) -> aiohttp.ClientSession:
-        """The aiohttp session of this hook's polls: shared by the hooks of the running event loop.
-
-        Acquired on first use and held until :meth:`aclose`, which every async user of the hook
-        must call. Do not close the session itself: other hooks (triggers) may be using it.
-        """
+        """The running loop's aiohttp session, shared by its hooks: held until :meth:`aclose`, which every
+        async user of the hook must call. Never close the session itself: other triggers use it."""
         return await self._async.session(await self.aget_settings())
 
     async def aclose(self) -> None:
@@ -402,18 +340,11 @@ class FollowAnalyticsHook(BaseHook):
         await self._async.close()
 
     async def alogin(self) -> str:
-        """Log in asynchronously if no token is held, and return the token.
-
-        Hooks of the same account share one login per process (a triggerer running 2,000
-        waits logs in once, not 2,000 times); the first caller logs in while the others wait.
-        """
+        """Log in asynchronously if no token is held, and return the token (once per account and process)."""
         return await self._async.login(self)
 
     async def aget_export_status(self, callback_url: str) -> str:
-        """Asynchronous :meth:`get_export_status`: one poll of the callback URL.
-
-        Logs in if needed, and again once on 401/403. Never reads a 200 body: the
-        connection is closed instead, so a multi-GB file costs nothing here.
+        """Asynchronous :meth:`get_export_status`: one poll, never reading a 200 body.
 
         :return: ``"ready"`` or ``"pending"``.
         :raises FollowAnalyticsExportExpiredError: on 400.

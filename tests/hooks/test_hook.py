@@ -388,7 +388,7 @@ async def test_async_hooks_of_one_loop_share_one_session_until_the_last_closes(
 ) -> None:
     from aiohttp import DummyCookieJar
 
-    from airflow_provider_followanalytics._sessions import PROCESS_STATE
+    from airflow_provider_followanalytics.hooks._async_client import PROCESS_STATE
 
     emulator.never_ready = True
     url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
