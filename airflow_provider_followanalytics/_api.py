@@ -33,6 +33,7 @@ DEFAULT_MAX_RETRIES = 5
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_RETRY_DELAY = 60.0
 CALLBACK_REQUEST = "GET callback URL"
+FILE_FORMATS = ("csv", "xls")  # what an export can be produced as
 #: The API answers 401 or 403 to an expired token: log in again once and replay the request.
 RELOGIN_STATUSES = frozenset({401, 403})
 _EXPIRED_HINT = (

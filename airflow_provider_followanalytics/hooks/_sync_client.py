@@ -26,7 +26,7 @@ from airflow_provider_followanalytics._urls import redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsDownloadError, FollowAnalyticsRetryableError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator
 
     import requests
     import tenacity
@@ -255,7 +255,7 @@ class ExportStream:
         self.content_length: int | None = int(length) if length and length.isdigit() else None
         self.content_type: str = response.headers.get("Content-Type", "")
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes, None, None]:
         """Yield the body in chunks; raise :class:`FollowAnalyticsDownloadError` if it is cut short."""
         import requests
         import urllib3.exceptions

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow_provider_followanalytics import CONN_TYPE
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
+    FILE_FORMATS,
     USER_AGENT,
     ConnectionSettings,
     raise_for_callback,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     import aiohttp
     import requests
 
-FILE_FORMATS = ("csv", "xls")
 DOWNLOAD_CHUNK_SIZE = 1 << 20
 #: test_connection() must answer within seconds (the UI's Test button): one attempt, this timeout at most.
 TEST_CONNECTION_TIMEOUT = 5.0

@@ -14,14 +14,13 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_followanalytics._api import quote_path_segment, validate_endpoint
+from airflow_provider_followanalytics._api import FILE_FORMATS, quote_path_segment, validate_endpoint
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
 from airflow_provider_followanalytics.operators._windows import UTC, is_blank
 
 #: What a list-valued argument accepts: a list/tuple, or a comma-separated string.
 ListLike = str | Sequence[str | int]
 
-FILE_FORMATS = ("csv", "xls")
 #: What would change a URL path or a comma list, in the order messages name them.
 _FORBIDDEN_IN_IDENTIFIERS = ("/", "\\", "?", "#", "%", ",", "..")
 

@@ -8,7 +8,6 @@ import io
 import shutil
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -17,7 +16,7 @@ from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigErr
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Generator, Iterator
+    from collections.abc import Callable
 
     from airflow_provider_followanalytics.hooks.followanalytics import ExportStream, FollowAnalyticsHook
 
@@ -50,7 +49,7 @@ class ExportReader(io.RawIOBase):
 
     def __init__(self, export: ExportStream, gzip_level: int | None = None) -> None:
         super().__init__()
-        self._export, self._chunks = export, _read_ahead(export.chunks())
+        self._export, self._chunks = export, export.chunks()
         self._compressor = None if gzip_level is None else zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
         self._pending, self._ended = memoryview(b""), False
         self._error: BaseException | None = None
@@ -72,7 +71,7 @@ class ExportReader(io.RawIOBase):
         return self.bytes_out
 
     def close(self) -> None:
-        """Stop reading: waits for a chunk still being read, so nothing touches the response after."""
+        """Stop reading the download (a later read raises instead of returning the end)."""
         self._chunks.close()
         super().close()
 
@@ -120,20 +119,6 @@ class ExportReader(io.RawIOBase):
         return b"".join(pieces)
 
 
-def _read_ahead(chunks: Iterator[bytes]) -> Generator[bytes, None, None]:
-    """``chunks``, the next one read in a thread while the caller writes this one.
-
-    The download then overlaps the write instead of waiting for it (measured in BENCHMARKS.md: a
-    local disk or Azure otherwise runs at download + write time); one chunk more in memory. Only
-    the thread advances ``chunks``, one read at a time.
-    """
-    with ThreadPoolExecutor(1, thread_name_prefix="export-read-ahead") as pool:
-        upcoming = pool.submit(next, chunks, None)
-        while (chunk := upcoming.result()) is not None:
-            upcoming = pool.submit(next, chunks, None)
-            yield chunk
-
-
 def stream_export(
     hook: FollowAnalyticsHook,
     callback_url: str,
@@ -155,7 +140,7 @@ def stream_export(
         try:
             with (
                 hook.open_export(callback_url, *(() if chunk_size is None else (chunk_size,))) as export,
-                ExportReader(export, gzip_level) as reader,  # closed first: before the response
+                ExportReader(export, gzip_level) as reader,
             ):
                 return consume(reader)
         except FollowAnalyticsDownloadError as exc:

@@ -67,8 +67,7 @@ def test_readinto_fills_a_buffer(emulator: FollowAnalyticsEmulator, start_export
 
 
 def test_a_closed_reader_refuses_reads_instead_of_ending_early(start_export: Callable[..., str]) -> None:
-    # The next chunk is read ahead in a thread: closing stops it, and a library that read on would
-    # otherwise take the stopped stream for the end of the export.
+    # A library that reads on after closing must not take the stopped download for the end of it.
     with FollowAnalyticsHook().open_export(start_export("csv", 3 * MiB), 100_000) as export:
         reader = ExportReader(export)
         assert len(reader.read(150_000)) == 150_000
