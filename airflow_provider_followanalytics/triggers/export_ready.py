@@ -1,7 +1,7 @@
 """ExportReadyTrigger: wait for a FollowAnalytics export in the triggerer, not on a worker.
 
 It shares the triggerer's event loop with thousands of triggers, so nothing blocks: aiohttp (one
-session per loop and one login per account, see ``_sessions.py``), async connection lookup and
+session per loop and one login per account, see ``hooks/_async_client.py``), async connection lookup and
 ``asyncio.sleep``. It fires one small event and stops.
 """
 
