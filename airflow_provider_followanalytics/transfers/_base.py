@@ -46,6 +46,14 @@ def require_provider(operator: str, module: str, requirement: str) -> None:
         )
 
 
+def already_exists(uri: str, templated: str) -> FollowAnalyticsError:
+    """The error of a destination that exists while ``replace=False`` (raised before any download)."""
+    return FollowAnalyticsError(
+        f"{uri} already exists and replace=False; nothing was downloaded. Set replace=True to overwrite it, "
+        f"or template the {templated} (e.g. with {{{{ ds }}}}) to write one object per run."
+    )
+
+
 def static_uri(scheme: str, parse: Any, *values: object) -> str | None:
     """``scheme://bucket/key`` when ``parse(*values)`` names it at DAG parse time (no Jinja, valid), else None."""
     if any(value is not None and static_value(value) is None for value in values):

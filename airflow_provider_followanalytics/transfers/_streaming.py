@@ -5,7 +5,6 @@ and by ``FollowAnalyticsHook.download_export`` (internal): upload libraries pull
 from __future__ import annotations
 
 import io
-import shutil
 import time
 import zlib
 from pathlib import PurePosixPath
@@ -16,7 +15,7 @@ from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigErr
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from airflow_provider_followanalytics.hooks.followanalytics import ExportStream, FollowAnalyticsHook
 
@@ -105,6 +104,17 @@ class ExportReader(io.RawIOBase):
         self.bytes_out += count
         return count
 
+    def blocks(self) -> Iterator[memoryview]:
+        """Yield the rest of the export piece by piece, as it arrives (and is gzipped).
+
+        For writers that take any size: one copy less than ``read(n)``, which joins pieces into
+        ``n`` bytes (measured: 1 GiB into a local file 30 % faster, BENCHMARKS.md).
+        """
+        while self._fill():
+            block, self._pending = self._pending, memoryview(b"")
+            self.bytes_out += len(block)
+            yield block
+
     def read(self, size: int | None = -1) -> bytes:
         """Return the next ``size`` bytes (fewer only at the end of the export; all that remains for -1)."""
         if size is None or size < 0:
@@ -175,7 +185,8 @@ def download_to_file(
 
     def copy(reader: ExportReader) -> int:
         try:
-            shutil.copyfileobj(reader, fileobj, chunk_size)
+            for block in reader.blocks():
+                fileobj.write(block)
         except FollowAnalyticsDownloadError:
             fileobj.seek(start)
             fileobj.truncate()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigErr
 from airflow_provider_followanalytics.transfers._base import (
     PACKAGE,
     FollowAnalyticsTransferOperator,
+    already_exists,
     require_provider,
     static_value,
 )
@@ -131,14 +131,15 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
 
     A local file (``file:///data/x.csv``; missing folders are created), Azure (``abfs://azure_conn@container/path``;
     ``wasb://`` is read as ``abfs://``), S3 (s3fs), GCS (gcsfs) or any store Airflow's object storage knows,
-    ``block_size`` bytes at a time. Object stores stage the upload and publish it at the end; other stores
+    in blocks of ``block_size`` bytes. Object stores stage the upload and publish it at the end; other stores
     get a hidden ``.<name>.<random>.partial`` file beside the destination, renamed onto it (README).
 
     :param destination: an ``ObjectStoragePath``, or its URL (templated).
     :param conn_id: the Airflow connection of the store, when the URL names none (templated).
     :param replace: overwrite an existing object; with False (the default) the task fails before
         downloading anything when the destination exists.
-    :param block_size: bytes written to the store at a time (default 8 MiB; S3 needs >= 5 MiB).
+    :param block_size: bytes the store's file sends at a time: the upload's part or block size
+        (default 8 MiB; S3 needs >= 5 MiB). Local files are written as the download arrives.
     :return: the destination URL without the connection id (``abfs://container/path``,
         ``file:///data/x.csv``).
 
@@ -177,7 +178,13 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
         if not key or path.path.endswith("/"):
             raise FollowAnalyticsConfigError(f"destination {uri} names no object (it ends with '/' or is a bucket).")
         if path.protocol in LOCAL_PROTOCOLS:
-            path.fs.makedirs(path.fs._parent(path.path), exist_ok=True)
+            folder = path.fs._parent(path.path)
+            try:
+                path.fs.makedirs(folder, exist_ok=True)
+            except OSError as exc:  # a file in the way, a read-only volume, no permission
+                raise FollowAnalyticsError(
+                    f"Cannot create the folder {folder} of {uri}: {exc.strerror or exc}; nothing was downloaded."
+                ) from None
         else:
             path.fs.invalidate_cache()  # filesystems are shared and cache listings (s3fs lists buckets once)
             if not path.fs.exists(bucket):
@@ -186,17 +193,15 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
                     "downloaded. Create it, or fix the destination's bucket / container name."
                 )
         if not self.replace and path.fs.exists(path.path):
-            raise FollowAnalyticsError(
-                f"{uri} already exists and replace=False; nothing was downloaded. Set replace=True to "
-                "overwrite it, or template the path (e.g. with {{ ds }}) to write one object per run."
-            )
+            raise already_exists(uri, "path")
         return uri
 
     def upload(self, reader: ExportReader) -> str:
         """Write every block, then publish; discard the staged upload or temporary file on any error."""
         path, staged = self._path, self._path.protocol in STAGING_PROTOCOLS
         with _staged_file(path, self.block_size, self.log) if staged else _renamed_file(path, self.block_size) as file:
-            shutil.copyfileobj(reader, file, self.block_size)
+            for block in reader.blocks():  # the store's file buffers up to block_size itself
+                file.write(block)
         stored = path.fs.size(path.path)
         self.check_stored_size(destination_uri(path), stored, reader.bytes_out, lambda: path.fs.rm_file(path.path))
         return "staged upload, committed" if staged else "temporary file, renamed"

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
-from airflow_provider_followanalytics.transfers._base import PACKAGE, FollowAnalyticsTransferOperator, static_uri
+from airflow_provider_followanalytics.transfers._base import (
+    PACKAGE,
+    FollowAnalyticsTransferOperator,
+    already_exists,
+    static_uri,
+)
 from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
 
 if TYPE_CHECKING:
@@ -125,10 +130,7 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
         self._bucket, self._key = parse_s3_destination(self.s3_bucket, self.s3_key)
         uri = f"s3://{self._bucket}/{self._key}"
         if not self.replace and self.s3_hook.check_for_key(self._key, bucket_name=self._bucket):
-            raise FollowAnalyticsError(
-                f"{uri} already exists and replace=False; nothing was downloaded. Set replace=True to "
-                "overwrite it, or template the key (e.g. with {{ ds }}) to write one object per run."
-            )
+            raise already_exists(uri, "key")
         self._check_key(self.s3_hook.get_conn())
         return uri
 

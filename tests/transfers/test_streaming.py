@@ -66,6 +66,23 @@ def test_readinto_fills_a_buffer(emulator: FollowAnalyticsEmulator, start_export
     assert bytes(out) == expected_export_bytes(300_000, "xls")
 
 
+@pytest.mark.parametrize("gzip_level", [None, 6])
+def test_blocks_hand_out_the_export_as_it_arrives(start_export: Callable[..., str], gzip_level: int | None) -> None:
+    size = 2 * MiB + 12_345
+    with FollowAnalyticsHook().open_export(start_export("csv", size), 100_000) as export:
+        reader = ExportReader(export, gzip_level)
+        head = reader.read(1000)  # a read before, then blocks carry on from there
+        blocks = [bytes(block) for block in reader.blocks()]
+        assert reader.read(10) == b""
+        total = len(head) + sum(map(len, blocks))
+        assert reader.tell() == reader.bytes_out == total
+    data = head + b"".join(blocks)
+    assert (gzip.decompress(data) if gzip_level else data) == expected_export_bytes(size, "csv")
+    assert all(blocks)  # no empty piece (gzip holds output back between inputs)
+    if gzip_level is None:  # the download's own pieces, not joined
+        assert max(map(len, blocks)) <= 100_000
+
+
 def test_a_closed_reader_refuses_reads_instead_of_ending_early(start_export: Callable[..., str]) -> None:
     # A library that reads on after closing must not take the stopped download for the end of it.
     with FollowAnalyticsHook().open_export(start_export("csv", 3 * MiB), 100_000) as export:

@@ -14,7 +14,7 @@ import hashlib
 import importlib.util
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +365,20 @@ def test_local_parents_are_created_and_the_file_appears_whole(
     assert sha256_of_chunks([target.read_bytes()]) == (expected_export_sha256(SIZE, "csv"), SIZE)
 
 
+def test_a_local_folder_that_cannot_be_created_fails_before_the_download(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str], tmp_path: Path, fa_conn: dict[str, Any]
+) -> None:
+    (tmp_path / "lake").write_text("a file where the folder should be")
+    url = start_export("csv", SIZE)
+    emulator.requests.clear()
+    with pytest.raises(
+        FollowAnalyticsError, match=r"Cannot create the folder .*/lake/devices of .*nothing was downloaded"
+    ):
+        _operator(f"file://{tmp_path}/lake/devices/x.csv", url).execute({})
+    assert emulator.requests_for("callback") == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lake"]
+
+
 def test_a_local_file_is_renamed_into_place_only_at_the_end(
     monkeypatch: pytest.MonkeyPatch, start_export: Callable[..., str], tmp_path: Path, fa_conn: dict[str, Any]
 ) -> None:
@@ -372,16 +386,18 @@ def test_a_local_file_is_renamed_into_place_only_at_the_end(
 
     target = tmp_path / "devices.csv"
     seen: list[list[str]] = []
-    real_read = ExportReader.read
+    real_blocks = ExportReader.blocks
 
-    def read(self: Any, size: int | None = -1) -> bytes:
+    def blocks(self: Any) -> Iterator[memoryview]:
+        for block in real_blocks(self):
+            seen.append(sorted(p.name for p in tmp_path.iterdir()))
+            yield block
         seen.append(sorted(p.name for p in tmp_path.iterdir()))
-        return real_read(self, size)
 
-    monkeypatch.setattr(ExportReader, "read", read)
+    monkeypatch.setattr(ExportReader, "blocks", blocks)
     _operator(f"file://{target}", start_export("csv", SIZE)).execute({})
 
-    assert len(seen) == 4  # three blocks, then the end of the export
+    assert len(seen) >= 4  # every download piece (1 MiB), then the end of the export
     for names in seen:  # while the export streams, only the hidden temporary file exists
         assert len(names) == 1
         assert names[0].startswith(".devices.csv.")
