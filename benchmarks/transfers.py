@@ -214,9 +214,13 @@ def _paced_rows(paced: dict[str, dict[str, Any]], speeds: dict[str, list[float]]
             anchor,
             "MiB/s",
             "HttpToS3Operator",
-            ">= 1.5x",
-            verdict(ours >= ANCHOR_RATIO * anchor),
-            note="the anchor downloads everything, then uploads; ours overlaps the two",
+            "-",
+            "info",
+            note=(
+                "the anchor downloads everything, then uploads; ours overlaps the two. Not judged: "
+                f"moto's completion caps any streaming transfer at {limit / anchor:.2f}x of the anchor "
+                "here (the limit above / the anchor); the 1.5x target is judged at 1 GiB"
+            ),
         ),
     ]
 
