@@ -15,7 +15,7 @@ from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import Fol
 
 def _redact(value: Any) -> Any:
     if AIRFLOW_V_3:
-        from airflow.sdk.execution_time.secrets_masker import redact
+        from airflow.sdk.log import redact
     else:
         from airflow.utils.log.secrets_masker import redact  # type: ignore[no-redef]
     return redact(value)

@@ -126,6 +126,22 @@ def _renamed_file(path: Any, block_size: int) -> Iterator[Any]:
         raise
 
 
+def _check_local_folder(path: Any, uri: str) -> None:
+    """Create the destination's folder and write a probe file in it: a read-only volume, a folder of
+    another user or a file in the way fails here, before the download, with the folder named."""
+    fs, folder = path.fs, path.fs._parent(path.path)
+    step = "create"
+    try:
+        fs.makedirs(folder, exist_ok=True)
+        step, probe = "write in", f"{folder}/.{uuid.uuid4().hex[:12]}.write-check"
+        fs.touch(probe)
+        fs.rm_file(probe)
+    except OSError as exc:
+        raise FollowAnalyticsError(
+            f"Cannot {step} the folder {folder} of {uri}: {exc.strerror or exc}; nothing was downloaded."
+        ) from None
+
+
 class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
     """Stream a ready FollowAnalytics export to an ``ObjectStoragePath``, never leaving a partial object.
 
@@ -178,13 +194,7 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
         if not key or path.path.endswith("/"):
             raise FollowAnalyticsConfigError(f"destination {uri} names no object (it ends with '/' or is a bucket).")
         if path.protocol in LOCAL_PROTOCOLS:
-            folder = path.fs._parent(path.path)
-            try:
-                path.fs.makedirs(folder, exist_ok=True)
-            except OSError as exc:  # a file in the way, a read-only volume, no permission
-                raise FollowAnalyticsError(
-                    f"Cannot create the folder {folder} of {uri}: {exc.strerror or exc}; nothing was downloaded."
-                ) from None
+            _check_local_folder(path, uri)
         else:
             path.fs.invalidate_cache()  # filesystems are shared and cache listings (s3fs lists buckets once)
             if not path.fs.exists(bucket):

@@ -12,6 +12,7 @@ import gc
 import gzip
 import hashlib
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -377,6 +378,21 @@ def test_a_local_folder_that_cannot_be_created_fails_before_the_download(
         _operator(f"file://{tmp_path}/lake/devices/x.csv", url).execute({})
     assert emulator.requests_for("callback") == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lake"]
+
+
+def test_a_local_folder_without_write_access_fails_before_the_download(
+    emulator: FollowAnalyticsEmulator, start_export: Callable[..., str], fa_conn: dict[str, Any]
+) -> None:
+    # /sys refuses new files even to root (the suite may run as root, which every mode bit lets through).
+    if not os.path.isdir("/sys/kernel") or os.path.exists("/sys/devices.csv"):
+        pytest.skip("needs Linux's /sys")
+    url = start_export("csv", SIZE)
+    emulator.requests.clear()
+    with pytest.raises(
+        FollowAnalyticsError, match=r"Cannot write in the folder /sys of file:///sys/devices.csv: Permission denied"
+    ):
+        _operator("file:///sys/devices.csv", url).execute({})
+    assert emulator.requests_for("callback") == []
 
 
 def test_a_local_file_is_renamed_into_place_only_at_the_end(
