@@ -1,6 +1,7 @@
 # Two commands a new user needs:  make demo  (the example pipeline on local stand-ins)
 #                                 make test  (lint, types and the test suite on Airflow 3)
-# CI runs `make ci`: the suite on Airflow 3.3 and 2.10, the wheel install check and the demo.
+# CI runs `make ci`: the suite on Airflow 3.3 and 2.10, the wheel install check on every minor from
+# 2.10 to 3.3 (requirements/airflow-<minor>.lock) and the demo.
 
 PYTHON ?= python3
 UV_VERSION := 0.13.8
@@ -22,7 +23,7 @@ help:
 	@echo "make demo           run the example DAG end to end on the emulator and a local S3"
 	@echo "make test           ruff, mypy and pytest on Airflow 3.3 (.venv)"
 	@echo "make test-af2       pytest on Airflow 2.10 (.venv-af2)"
-	@echo "make install-check  build the wheel and install it alone into fresh Airflow 3.3 and 2.10 envs"
+	@echo "make install-check  the built wheel alone in fresh Airflow 2.10 ... 3.3 envs: form, connection test, demo"
 	@echo "make bench          benchmarks against the Airflow anchors (not part of the tests)"
 	@echo "make azurite        install the Azure Storage emulator (npm) into .tools/azurite (test and bench do it)"
 	@echo "make ci             everything CI runs"
@@ -31,15 +32,15 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.installed: requirements/airflow3.lock pyproject.toml | $(UV)
+$(VENV)/.installed: requirements/airflow-3.3.lock pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements/airflow3.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements/airflow-3.3.lock
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV_AF2)/.installed: requirements/airflow2.lock pyproject.toml | $(UV)
+$(VENV_AF2)/.installed: requirements/airflow-2.10.lock pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV_AF2)
-	VIRTUAL_ENV=$(VENV_AF2) $(UV) pip sync --quiet requirements/airflow2.lock
+	VIRTUAL_ENV=$(VENV_AF2) $(UV) pip sync --quiet requirements/airflow-2.10.lock
 	VIRTUAL_ENV=$(VENV_AF2) $(UV) pip install --quiet --no-deps -e .
 	touch $@
 
@@ -70,8 +71,10 @@ test: lint typecheck pytest
 test-af2: install-af2 azurite
 	$(PY_AF2) -m pytest $(PYTEST_ARGS)
 
+# AIRFLOW_MINORS="3.0 3.1" checks only those minors (default: every requirements/airflow-*.lock).
+AIRFLOW_MINORS ?=
 install-check: install | $(UV)
-	$(PY) .ci/install_check.py --uv $(UV)
+	$(PY) .ci/install_check.py --uv $(UV) $(foreach minor,$(AIRFLOW_MINORS),--only $(minor))
 
 demo: install
 	$(PY) scripts/demo.py
@@ -81,10 +84,9 @@ bench: install azurite
 
 ci: test test-af2 install-check demo
 
-# Re-resolve the pinned environments (needs the package registry).
+# Re-resolve the pinned environments, one per Airflow minor (needs the package registry).
 lock: | $(UV)
-	$(UV) pip compile --quiet -p 3.11 requirements/airflow3.in -o requirements/airflow3.lock
-	$(UV) pip compile --quiet -p 3.11 requirements/airflow2.in -o requirements/airflow2.lock
+	for in in requirements/airflow-*.in; do $(UV) pip compile --quiet -p 3.11 $$in -o $${in%.in}.lock || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(VENV_AF2) $(TOOLS) build dist *.egg-info .demo .bench

@@ -1,14 +1,20 @@
-"""Install the built wheel the way a managed Airflow does, and check that Airflow accepts it.
+"""Install the built wheel the way a managed Airflow does, on every supported Airflow minor, and use it.
 
-For each pinned Airflow (3.3.2 and 2.10.5):
-1. a fresh virtualenv gets Airflow and the amazon / google / microsoft-azure / openlineage
-   providers at the pinned versions;
-2. the wheel with its extras is added with the same pins as constraints, and nothing already
+For each ``requirements/airflow-<minor>.lock`` (one patch release of each minor, 2.10 to 3.3):
+1. a fresh virtualenv gets Airflow and the providers that lock pins (amazon, and on 2.10 / 3.3 also
+   google, microsoft-azure and openlineage), at the pinned versions;
+2. the wheel with the matching extras is added with the same pins as constraints, and nothing already
    installed may change version (the provider and its extras must fit inside that Airflow's pins);
-3. ``airflow providers list`` / ``providers hooks`` show it, the example DAGs import,
-   and ``airflow connections test`` logs in to the emulator shipped in the wheel.
+3. ``airflow providers list`` / ``providers hooks`` show it;
+4. the connection form as that minor builds it: ``ProvidersManager``'s field behaviour and widgets
+   (2.x, 3.0 with wtforms, 3.2+) and, on 3.x, the API server's ``hook_meta`` (what its UI renders);
+5. the example DAGs import (a DAG whose destination provider is not installed must say which);
+6. ``make demo``'s run of the main example DAG (``airflow dags test``, i.e. ``dag.test()``) against the
+   emulator and moto's S3, checked byte for byte;
+7. ``airflow connections test`` logs in to the emulator shipped in the wheel, and a wrong password is
+   reported without being printed.
 
-Usage: python .ci/install_check.py --uv .tools/bin/uv [--only airflow3|airflow2]
+Usage: python .ci/install_check.py --uv .tools/bin/uv [--only 3.0 [--only 3.1 ...]]
 """
 
 from __future__ import annotations
@@ -24,32 +30,53 @@ import tempfile
 import time
 from pathlib import Path
 
+from packaging.version import Version
+
 ROOT = Path(__file__).resolve().parent.parent
-# What the managed Airflow already has; the wheel goes in with every extra, which must fit these pins.
-PROVIDERS = [
-    "apache-airflow-providers-amazon",
-    "apache-airflow-providers-google",
-    "apache-airflow-providers-microsoft-azure",
-    "apache-airflow-providers-openlineage",
-]
-TARGETS = {"airflow3": ["apache-airflow", *PROVIDERS], "airflow2": ["apache-airflow", *PROVIDERS]}
-EXTRAS = "amazon,google,azure"
+# What a managed Airflow may already have, and the extra of the wheel that goes with each.
+PROVIDERS = {
+    "apache-airflow-providers-amazon": "amazon",
+    "apache-airflow-providers-google": "google",
+    "apache-airflow-providers-microsoft-azure": "azure",
+    "apache-airflow-providers-openlineage": None,
+}
 DAG_IMPORT_CHECK = """
-import sys
+import re, sys
 try:  # Airflow 3
     from airflow.dag_processing.dagbag import DagBag
     bag = DagBag(dag_folder=sys.argv[1])
 except ImportError:  # Airflow 2
     from airflow.models.dagbag import DagBag
     bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
-assert not bag.import_errors, bag.import_errors
+missing = set(sys.argv[2].split(",")) - {""}
+for path, error in bag.import_errors.items():
+    # A DAG whose destination provider is not installed must say so, with the pip command.
+    needs = re.search(r"needs airflow[.]providers[.](\\w+), which is not installed: pip install", error)
+    assert needs and needs.group(1) in missing, (path, error)
 assert bag.dags, "no DAG found"
-print(f"{len(bag.dags)} example DAGs import: " + ", ".join(sorted(bag.dags)))
+print(f"{len(bag.dags)} example DAGs import ({len(bag.import_errors)} refused for a missing provider, "
+      "as they should): " + ", ".join(sorted(bag.dags)))
 """
+# The connection form as each Airflow builds it. hook_meta first, in a process of its own: 3.1's
+# builder reads the ProvidersManager's cache, which must not be filled before it stands in for wtforms.
+HOOK_META_CHECK = """
+import json
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+meta = {m.connection_type: m.model_dump() for m in HookMetaService.hook_meta_data()}["followanalytics"]
+print(json.dumps({"standard": meta["standard_fields"], "extra": meta["extra_fields"]}))
+"""
+PROVIDERS_MANAGER_CHECK = """
+import json
+from airflow.providers_manager import ProvidersManager
+manager = ProvidersManager()
+widgets = sorted(name for name in manager.connection_form_widgets if name.startswith("extra__followanalytics__"))
+print(json.dumps({"behaviour": manager.field_behaviours.get("followanalytics"), "widgets": widgets}))
+"""
+EXTRA_FIELDS = ["allow_insecure_http", "max_retries", "retry_delay", "timeout"]
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tempfile.gettempdir())
     if check and result.returncode != 0:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
         raise SystemExit(f"FAILED: {' '.join(cmd)}")
@@ -83,50 +110,116 @@ def build(uv: str, dist: Path) -> Path:
     return wheels[0]
 
 
-def check_target(uv: str, name: str, wheel: Path, workdir: Path) -> None:
+def last_json(output: str) -> dict[str, object]:
+    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def check_form(python: str, env: dict[str, str], airflow_version: Version, name: str) -> None:
+    """Assert the connection form the running Airflow builds: labels, placeholders, the extra fields."""
+    if airflow_version.major >= 3:
+        meta = last_json(run([python, "-c", HOOK_META_CHECK], env=env).stdout)
+        standard, extra = meta["standard"], meta["extra"]
+        assert isinstance(standard, dict) and isinstance(extra, dict), f"hook_meta has no form: {meta}"
+        assert standard["login"] == {"hidden": False, "title": "Email", "placeholder": "you@example.com"}, standard
+        assert standard["host"]["title"] == "API base URL" and standard["port"]["hidden"], standard
+        assert sorted(extra) == EXTRA_FIELDS, extra
+        assert extra["timeout"]["schema"]["title"] == "Request timeout (seconds)", extra["timeout"]
+        assert "integer" in extra["max_retries"]["schema"]["type"], extra["max_retries"]
+        assert "boolean" in extra["allow_insecure_http"]["schema"]["type"], extra["allow_insecure_http"]
+        print(f"[{name}] API server hook_meta: Email / API base URL, port hidden, {len(extra)} extra fields")
+    # 3.1 builds hooks' forms in ProvidersManager only where wtforms imports (its API server does not
+    # need it); 3.0's lock has wtforms, without which 3.0 shows no provider's fields at all.
+    if airflow_version.release[:2] == (3, 1):
+        return
+    manager = last_json(run([python, "-c", PROVIDERS_MANAGER_CHECK], env=env).stdout)
+    behaviour = manager["behaviour"]
+    assert isinstance(behaviour, dict), f"ProvidersManager has no field behaviour: {manager}"
+    assert behaviour["relabeling"] == {"login": "Email", "host": "API base URL"}, behaviour
+    assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}, behaviour
+    assert manager["widgets"] == [f"extra__followanalytics__{field}" for field in EXTRA_FIELDS], manager
+    print(f"[{name}] ProvidersManager: field behaviour and the {len(EXTRA_FIELDS)} extra widgets")
+
+
+def check_target(uv: str, name: str, wheel: Path, workdir: Path) -> float:
     started = time.monotonic()
-    lock = ROOT / "requirements" / f"{name}.lock"
+    lock = ROOT / "requirements" / f"airflow-{name}.lock"
     pinned = pins(lock)
+    providers = [pkg for pkg in PROVIDERS if pkg in pinned]
+    extras = ",".join(extra for pkg in providers if (extra := PROVIDERS[pkg]))
+    missing = ",".join(pkg.rsplit("-", 1)[-1] for pkg in PROVIDERS if pkg not in pinned)
     venv = workdir / f"venv-{name}"
     run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
     python = str(venv / "bin" / "python")
-    base = [f"{pkg}=={pinned[pkg]}" for pkg in TARGETS[name]]
+    # wtforms where the lock has it: 3.0 builds connection forms only with it (FAB's provider brings it).
+    base = [f"{pkg}=={pinned[pkg]}" for pkg in ["apache-airflow", *providers, "wtforms"] if pkg in pinned]
     run([uv, "pip", "install", "--quiet", "--python", python, "--constraint", str(lock), *base])
     before = freeze(uv, venv)
-    run([uv, "pip", "install", "--quiet", "--python", python, "--constraint", str(lock), f"{wheel}[{EXTRAS}]"])
+    run([uv, "pip", "install", "--quiet", "--python", python, "--constraint", str(lock), f"{wheel}[{extras}]"])
     after = freeze(uv, venv)
     changed = {pkg: (before[pkg], after.get(pkg)) for pkg in before if before[pkg] != after.get(pkg)}
     added = sorted(set(after) - set(before) - {"airflow-provider-followanalytics"})
     assert not changed, f"installing the wheel changed pinned packages: {changed}"
     assert not added, f"installing the wheel pulled in new packages: {added}"
     run([uv, "pip", "check", "--python", python])
+    airflow_version = Version(after["apache-airflow"])
+    print(f"[{name}] Airflow {airflow_version} + {wheel.name}[{extras}]: no pinned package changed")
+    # moto's server for the demo's local S3: a test tool, added after the checks above.
+    run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "--constraint",
+            str(lock),
+            f"moto[s3,server]=={pinned['moto']}",
+        ]
+    )
 
-    home = workdir / f"home-{name}"
+    home = workdir / f"demo-{name}"  # the demo's Airflow home is home/airflow
     env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+        "PYTHONPATH": "",  # the wheel's package, never the checkout's
     }
     airflow = str(venv / "bin" / "airflow")
-    providers = run([airflow, "providers", "list", "--output", "json"], env=env).stdout
-    assert "airflow-provider-followanalytics" in providers, providers[-2000:]
+    listed = run([airflow, "providers", "list", "--output", "json"], env=env).stdout
+    assert "airflow-provider-followanalytics" in listed, listed[-2000:]
     hooks = run([airflow, "providers", "hooks", "--output", "json"], env=env).stdout
     assert '"followanalytics"' in hooks and "FollowAnalyticsHook" in hooks, hooks[-2000:]
     print(f"[{name}] airflow providers list / hooks show the provider and the followanalytics connection type")
+    check_form(python, env, airflow_version, name)
 
-    if any((ROOT / "example_dags").glob("*.py")):
-        # The example DAGs are not in the wheel: import them from the repo, with the wheel's package.
-        dags = run([python, "-c", DAG_IMPORT_CHECK, str(ROOT / "example_dags")], env={**env, "PYTHONPATH": ""})
-        print(f"[{name}] {dags.stdout.strip().splitlines()[-1]}")
+    # The example DAGs are not in the wheel: import them from the repo, with the wheel's package.
+    dags = run([python, "-c", DAG_IMPORT_CHECK, str(ROOT / "example_dags"), missing], env=env)
+    print(f"[{name}] {dags.stdout.strip().splitlines()[-1]}")
 
-    run([airflow, "db", "migrate"], env=env)
+    demo = run([python, str(ROOT / "scripts" / "demo.py"), "--home", str(home)], env=env, check=False)
+    if demo.returncode != 0 or "matches the file the emulator served, byte for byte" not in demo.stdout:
+        log = home / "airflow-dags-test.log"
+        sys.stderr.write(demo.stdout[-3000:] + demo.stderr[-3000:] + (log.read_text()[-6000:] if log.exists() else ""))
+        raise SystemExit(f"FAILED: [{name}] the main example DAG did not land byte for byte")
+    print(f"[{name}] main example DAG: export -> deferrable sensor -> S3, byte for byte (airflow dags test)")
+
+    check_connections_test(python, airflow, env, workdir)
+    print(f"[{name}] airflow connections test: logs in, and reports a wrong password without printing it")
+    elapsed = time.monotonic() - started
+    print(f"[{name}] install check passed in {elapsed:.0f}s")
+    return elapsed
+
+
+def check_connections_test(python: str, airflow: str, env: dict[str, str], workdir: Path) -> None:
     emulator = subprocess.Popen(
         [python, "-m", "airflow_provider_followanalytics.emulator", "--port", "0", "--password", "ci-pass-123"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=workdir,
+        env=env,
     )
     try:
         assert emulator.stdout is not None
@@ -144,21 +237,25 @@ def check_target(uv: str, name: str, wheel: Path, workdir: Path) -> None:
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
-    print(f"[{name}] airflow connections test: logs in, and reports a wrong password without printing it")
-    print(f"[{name}] install check passed in {time.monotonic() - started:.0f}s")
+
+
+def minors() -> list[str]:
+    """Every Airflow minor with a lock, oldest first."""
+    found = [path.stem.removeprefix("airflow-") for path in (ROOT / "requirements").glob("airflow-*.lock")]
+    return sorted(found, key=Version)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uv", default=str(ROOT / ".tools" / "bin" / "uv"))
-    parser.add_argument("--only", choices=sorted(TARGETS))
+    parser.add_argument("--only", action="append", choices=minors(), help="an Airflow minor (repeatable)")
     args = parser.parse_args()
+    args.uv = str(Path(args.uv).resolve())  # the checks run in a temporary folder
     with tempfile.TemporaryDirectory(prefix="fa-install-check-") as tmp:
         workdir = Path(tmp)
         wheel = build(args.uv, workdir / "dist")
-        for name in [args.only] if args.only else sorted(TARGETS, reverse=True):
-            check_target(args.uv, name, wheel, workdir)
-    print("install check: OK")
+        times = {name: check_target(args.uv, name, wheel, workdir) for name in args.only or minors()}
+    print("install check: OK (" + ", ".join(f"Airflow {name} {seconds:.0f}s" for name, seconds in times.items()) + ")")
 
 
 if __name__ == "__main__":

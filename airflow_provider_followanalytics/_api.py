@@ -11,12 +11,12 @@ import email.utils
 import json
 import random
 import time
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 from airflow_provider_followanalytics import CONN_TYPE, __version__
-from airflow_provider_followanalytics._compat import mask_secret
+from airflow_provider_followanalytics._compat import mask_secret, secret_masker
 from airflow_provider_followanalytics._urls import normalize_base_url, redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAPIError,
@@ -26,6 +26,9 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsExportExpiredError,
     FollowAnalyticsRetryableError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 USER_AGENT = f"airflow-provider-followanalytics/{__version__}"
 DEFAULT_TIMEOUT = 60.0
@@ -90,18 +93,24 @@ def _flag(value: Any, name: str) -> bool:
 
 def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
     """Validate an Airflow connection (Airflow 2 model or Airflow 3 SDK class); ``overrides`` (the hook's
-    arguments, ``None`` when not given) win over its extras."""
-    conn_id = getattr(conn, "conn_id", None)
-    email = (conn.login or "").strip()
-    password = conn.password or ""
-    if not email or not password:
-        missing = "login (account e-mail)" if not email else "password"
+    arguments, ``None`` when not given) win over its extras.
+
+    The password is registered with the masker before anything that can fail, and no frame that can
+    raise after that holds it in a local: Airflow 3.0 prints tracebacks with their frames' locals, and
+    an Airflow 3 SDK ``Connection``'s repr shows its password.
+    """
+    mask = secret_masker()  # fails (naming the Airflow version) before any secret is read
+    if conn.password:
+        mask(conn.password)
+    fields = _ConnectionFields.of(conn)
+    del conn  # from here on, no local of this frame shows the password
+    if not fields.login or not fields.has_password:
+        missing = "login (account e-mail)" if not fields.login else "password"
         raise FollowAnalyticsConfigError(
-            f"Connection {conn_id!r} has no {missing}; FollowAnalytics needs the account e-mail as "
+            f"Connection {fields.conn_id!r} has no {missing}; FollowAnalytics needs the account e-mail as "
             "Login and its password as Password."
         )
-    mask_secret(password)
-    extra = conn.extra_dejson or {}
+    extra = fields.extra
 
     def pick(name: str, default: Any, integer: bool = False, minimum: float = 0) -> float:
         value = overrides.get(name)
@@ -111,18 +120,50 @@ def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
 
     return ConnectionSettings(
         base_url=normalize_base_url(
-            conn.host,
-            conn.port,
+            fields.host,
+            fields.port,
             _extra_value(extra, "scheme"),
             allow_insecure_http=_flag(_extra_value(extra, "allow_insecure_http"), "allow_insecure_http"),
         ),
-        email=email,
-        password=password,
+        email=fields.login,
+        password=fields.password(),
         timeout=pick("timeout", DEFAULT_TIMEOUT, minimum=0.001),
         max_retries=int(pick("max_retries", DEFAULT_MAX_RETRIES, integer=True)),
         retry_delay=pick("retry_delay", DEFAULT_RETRY_DELAY),
         max_retry_delay=pick("max_retry_delay", DEFAULT_MAX_RETRY_DELAY),
     )
+
+
+@dataclass(frozen=True)
+class _ConnectionFields:
+    """The fields of a connection that settings need, with the password out of sight of ``repr``."""
+
+    conn_id: str | None
+    login: str
+    host: str | None
+    port: int | None
+    extra: dict[str, Any]
+    password: Callable[[], str] = field(repr=False)  # a closure: no repr, no traceback local shows it
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password())
+
+    @classmethod
+    def of(cls, conn: Any) -> _ConnectionFields:
+        extra = conn.extra_dejson or {}  # the one read that can fail, before the password is taken
+        return cls(
+            conn_id=getattr(conn, "conn_id", None),
+            login=(conn.login or "").strip(),
+            host=conn.host,
+            port=conn.port,
+            extra=extra,
+            password=_hold(conn.password or ""),
+        )
+
+
+def _hold(secret: str) -> Callable[[], str]:
+    return lambda: secret
 
 
 def request_headers(token: str | None, *, has_body: bool = False) -> dict[str, str]:

@@ -1,70 +1,111 @@
-"""Airflow 2 / 3 import shims: the one place that knows which Airflow is running (Airflow 3 moved
-DAG-author classes into ``airflow.sdk``); the package imports Airflow base classes and helpers from here."""
+"""Airflow 2.10 to 3.3 import shims: the one place that knows where Airflow keeps what.
+
+Each shim imports the feature it needs from where the newer Airflow keeps it and falls back to the
+older home, and says which minors take which branch. ``AIRFLOW_VERSION`` is the test where no import
+can tell (``airflow.sdk`` exists from 3.0 but gained names over 3.0 to 3.2, so its presence alone
+says nothing). Facts checked on 2.10.5, 2.11.2, 3.0.6, 3.1.8, 3.2.2 and 3.3.2.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import airflow
 from airflow.configuration import conf
 from airflow.exceptions import AirflowException
+from packaging.version import Version
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: The running Airflow's release, without pre/dev/local parts (``3.1.8rc1`` -> ``3.1.8``).
+AIRFLOW_VERSION = Version(Version(airflow.__version__).base_version)
+AIRFLOW_V_3 = AIRFLOW_VERSION.major >= 3
+
+# BaseHook: airflow.sdk from 3.1; 2.10, 2.11 and 3.0 keep it in airflow.hooks.base.
 try:
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator
+    from airflow.sdk import BaseHook
+except ImportError:
+    from airflow.hooks.base import BaseHook  # type: ignore[attr-defined,no-redef]
 
-    AIRFLOW_V_3 = True
-except ImportError:  # Airflow 2.10 / 2.11
-    from airflow.hooks.base import BaseHook  # type: ignore
-    from airflow.models.baseoperator import BaseOperator  # type: ignore
-    from airflow.sensors.base import BaseSensorOperator  # type: ignore
+# BaseOperator, BaseSensorOperator: airflow.sdk from 3.0; 2.10 and 2.11 keep them in airflow.models / sensors.
+try:
+    from airflow.sdk import BaseOperator, BaseSensorOperator
+except ImportError:
+    from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
+    from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
 
-    AIRFLOW_V_3 = False
-
-# AirflowFailException: a failure task retries cannot fix (a dead export link, bad credentials).
-# Airflow 3 deprecates the airflow.exceptions path of these.
-if AIRFLOW_V_3:
+# AirflowFailException (a failure retries cannot fix), AirflowSensorTimeout, AirflowSkipException:
+# airflow.sdk.exceptions from 3.2 (where airflow.exceptions re-exports them, deprecated); 2.10 to 3.1
+# raise and catch the airflow.exceptions classes (the 3.0 / 3.1 task runners import them from there).
+try:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
-else:  # Airflow 2.10 / 2.11
-    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException  # type: ignore
+except ImportError:
+    from airflow.exceptions import (  # type: ignore[assignment,no-redef]
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
+
+
+def secret_masker() -> Callable[[str], Any]:
+    """Airflow's ``mask_secret``: ``airflow.sdk.log`` from 3.0, ``airflow.utils.log.secrets_masker`` on 2.x.
+
+    Call it before reading a secret: if it fails, no frame of the traceback holds one yet.
+
+    :raises ImportError: naming the Airflow version, when that version's masker does not import;
+        never a silent fall-through to another generation's path.
+    """
+    module = "airflow.sdk.log" if AIRFLOW_V_3 else "airflow.utils.log.secrets_masker"
+    try:
+        if AIRFLOW_V_3:
+            from airflow.sdk.log import mask_secret
+        else:
+            from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
+    except ImportError as exc:
+        raise ImportError(
+            f"Airflow {airflow.__version__}: the secret masker {module}.mask_secret does not import ({exc}); "
+            "the FollowAnalytics provider will not handle credentials it cannot mask in logs."
+        ) from None
+    return mask_secret  # type: ignore[no-any-return]
 
 
 def mask_secret(secret: str | None) -> None:
     """Register ``secret`` with Airflow's log masker (a no-op for empty values)."""
-    if not secret:
-        return
-    if AIRFLOW_V_3:
-        from airflow.sdk.log import mask_secret as _mask
-    else:
-        from airflow.utils.log.secrets_masker import mask_secret as _mask  # type: ignore
-    _mask(secret)
+    if secret:
+        secret_masker()(secret)
 
 
 async def aget_connection(conn_id: str) -> Any:
     """Look a connection up without blocking the triggerer's event loop."""
-    if AIRFLOW_V_3:
-        return await BaseHook.aget_connection(conn_id)
-    # Airflow 2 has no async lookup: run the sync one (DB / secrets backend) in a thread.
+    # BaseHook.aget_connection: 3.1+. 2.10, 2.11 and 3.0 have only the sync lookup (DB, secrets
+    # backend or, on 3.0, the supervisor): run it in a thread.
+    lookup = getattr(BaseHook, "aget_connection", None)
+    if lookup is not None:
+        return await lookup(conn_id)
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(BaseHook.get_connection)(conn_id)
 
 
 def lineage_uri_object(uri: str) -> Any:
-    """Return an ``Asset`` (Airflow 3) or ``Dataset`` (Airflow 2) for an output URI."""
-    if AIRFLOW_V_3:
+    """An ``Asset`` (3.0+: ``airflow.sdk``) or, on 2.10 / 2.11, a ``Dataset`` for an output URI."""
+    try:
         from airflow.sdk import Asset
+    except ImportError:
+        from airflow.datasets import Dataset
 
-        return Asset(uri)
-    from airflow.datasets import Dataset
-
-    return Dataset(uri)
+        return Dataset(uri)
+    return Asset(uri)
 
 
 def object_storage_path(destination: Any, conn_id: str | None = None) -> Any:
     """An ``ObjectStoragePath`` for a URL (or another path), imported on use: fsspec is costly at parse
     time. ``conn_id`` is the connection to use when the URL names none (``s3://conn@bucket/key``)."""
-    if AIRFLOW_V_3:
+    # airflow.sdk.ObjectStoragePath: 3.0+; 2.10 and 2.11 keep it in airflow.io.path.
+    try:
         from airflow.sdk import ObjectStoragePath
-    else:
+    except ImportError:
         from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
     if conn_id is None:  # Airflow 2.10 takes an explicit conn_id=None over the URL's own
         return destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(destination)
@@ -72,6 +113,7 @@ def object_storage_path(destination: Any, conn_id: str | None = None) -> Any:
 
 
 __all__ = [
+    "AIRFLOW_VERSION",
     "AIRFLOW_V_3",
     "AirflowException",
     "AirflowFailException",
@@ -85,4 +127,5 @@ __all__ = [
     "lineage_uri_object",
     "mask_secret",
     "object_storage_path",
+    "secret_masker",
 ]

@@ -31,11 +31,16 @@ from __future__ import annotations
 
 import pendulum
 
-try:  # Airflow 3
-    from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+try:  # Airflow 3.0+
+    from airflow.sdk import DAG, Param
 except ImportError:  # Airflow 2.10 / 2.11
     from airflow import DAG
     from airflow.models.param import Param
+
+# CronDataIntervalTimetable is in airflow.sdk from Airflow 3.2; 2.10 to 3.1 keep it in airflow.timetables.
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:
     from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_followanalytics.operators.exports import FollowAnalyticsAppDevicesExportOperator

@@ -7,12 +7,15 @@
 4. the object's location, size and first lines, checked byte for byte against what the
    emulator served; then both servers stop. Exit status 0 only if all of that worked.
 
-The full Airflow log goes to .demo/airflow-dags-test.log.
+The full Airflow log goes to .demo/airflow-dags-test.log. ``--home DIR`` puts all of it under DIR
+instead (the install check runs the demo this way with each Airflow minor's wheel install).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / ".demo"
+DEFAULT_HOME = ROOT / ".demo"
 DAG_ID = "followanalytics_segment_devices_to_s3"
 LOGICAL_DATE = "2024-06-02"
 BUCKET = "demo-data-lake"
@@ -40,7 +43,7 @@ def info(message: str) -> None:
     print(f"    {message}", flush=True)
 
 
-def airflow_env(emulator_url: str, s3_url: str) -> dict[str, str]:
+def airflow_env(home: Path, emulator_url: str, s3_url: str) -> dict[str, str]:
     fa_conn = {"conn_type": "followanalytics", "login": EMAIL, "password": PASSWORD, "host": emulator_url}
     aws_conn = {
         "conn_type": "aws",
@@ -51,10 +54,10 @@ def airflow_env(emulator_url: str, s3_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         {
-            "AIRFLOW_HOME": str(DEMO / "airflow"),
+            "AIRFLOW_HOME": str(home / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DEMO / 'airflow' / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
             "AIRFLOW__API_AUTH__JWT_SECRET": "local-demo-only-jwt-secret-0123456789",
             "AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT": json.dumps(fa_conn),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws_conn),
@@ -85,7 +88,7 @@ def s3_client(s3_url: str) -> Any:
     )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -93,10 +96,12 @@ def main() -> int:
     from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator, expected_export_sha256
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="folder for the Airflow home and the log")
+    home = parser.parse_args(argv).home.resolve()
     started = time.monotonic()
-    DEMO.mkdir(exist_ok=True)
-    (DEMO / "airflow").mkdir(exist_ok=True)
-    log = DEMO / "airflow-dags-test.log"
+    (home / "airflow").mkdir(parents=True, exist_ok=True)
+    log = home / "airflow-dags-test.log"
     log.write_text("")
 
     step("Starting local stand-ins")
@@ -111,18 +116,19 @@ def main() -> int:
     info(f"local S3 (moto):          {s3_url}  bucket {BUCKET}")
     try:
         s3_client(s3_url).create_bucket(Bucket=BUCKET)
-        env = airflow_env(emulator.url, s3_url)
+        env = airflow_env(home, emulator.url, s3_url)
 
         step("Preparing the Airflow metadata DB (SQLite)")
         if airflow(["db", "migrate"], env, log) != 0:
             info(f"airflow db migrate failed; see {log}")
             return 1
-        info(f"AIRFLOW_HOME={DEMO / 'airflow'}")
+        info(f"AIRFLOW_HOME={home / 'airflow'}")
 
-        step(f"Running DAG {DAG_ID} for {LOGICAL_DATE} with `airflow dags test`")
+        airflow_version = importlib.metadata.version("apache-airflow")
+        step(f"Running DAG {DAG_ID} for {LOGICAL_DATE} with `airflow dags test` (Airflow {airflow_version})")
         conf = json.dumps({"s3_bucket": BUCKET})
         code = airflow(["dags", "test", DAG_ID, LOGICAL_DATE, "--conf", conf], env, log)
-        states = _task_states()
+        states = _task_states(home)
         for task_id in ("start_export", "wait_for_export", "upload_to_s3"):
             info(f"task {task_id:<16} {states.get(task_id) or 'did not run'}")
         info(f"API calls seen by the emulator: {_api_calls(emulator)}")
@@ -152,11 +158,11 @@ def main() -> int:
     return 0
 
 
-def _task_states() -> dict[str, str]:
+def _task_states(home: Path) -> dict[str, str]:
     """Task states of the latest run of the DAG, read from the demo's metadata DB."""
     import sqlite3
 
-    with sqlite3.connect(DEMO / "airflow" / "airflow.db") as db:
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
         rows = db.execute(
             "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = "
             "(SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)",

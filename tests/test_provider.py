@@ -132,3 +132,22 @@ def test_cli_connections_test_logs_in(emulator: FollowAnalyticsEmulator) -> None
     assert "Invalid email or password" in output
     assert "wrong-password-77" not in output
     assert emulator.login_count == 1
+
+
+def test_the_declared_airflow_matrix_is_the_tested_one() -> None:
+    # README's table of minors must be exactly the locks CI installs (.ci/install_check.py), each at its pin.
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    locks = {}
+    for lock in (root / "requirements").glob("airflow-*.lock"):
+        pinned = re.search(r"^apache-airflow==(\S+)$", lock.read_text(), re.MULTILINE)
+        assert pinned, lock
+        locks[lock.stem.removeprefix("airflow-")] = pinned.group(1)
+    readme = (root / "README.md").read_text()
+    table = dict(re.findall(r"^\| (\d+\.\d+) \| (\d+\.\d+\.\d+) \| ", readme, re.MULTILINE))
+    assert table == locks
+    assert set(locks) == {"2.10", "2.11", "3.0", "3.1", "3.2", "3.3"}
+    releases = ", ".join(sorted(locks.values(), key=lambda v: tuple(map(int, v.split(".")))))
+    assert f"| Apache Airflow | {releases} | `>=2.10,<4` |" in readme
+    assert 'apache-airflow>=2.10.0,<4"' in (root / "pyproject.toml").read_text()

@@ -22,7 +22,7 @@ from airflow_provider_followanalytics._api import (
     unwrap_envelope,
     validate_endpoint,
 )
-from airflow_provider_followanalytics._compat import BaseHook, aget_connection, mask_secret
+from airflow_provider_followanalytics._compat import BaseHook, aget_connection, mask_secret, secret_masker
 from airflow_provider_followanalytics._urls import (
     export_token_of,
     is_insecure_remote,
@@ -95,24 +95,41 @@ class FollowAnalyticsHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the Airflow 2 connection form (Airflow 3 reads provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
+        """Extra fields of the connection form, built from provider info's ``conn-fields``.
+
+        Airflow 2.x and 3.0 / 3.1 ask the hook (3.2+ read provider info). Only ``wtforms`` is needed:
+        3.0 / 3.1's API server stands in for flask-appbuilder's widgets and flask-babel when they
+        are absent, and reads no hook's form at all without wtforms.
+        """
         from wtforms import BooleanField, IntegerField, StringField
         from wtforms.validators import NumberRange, Optional
 
-        return {
-            "timeout": StringField(lazy_gettext("Request timeout (seconds)"), widget=BS3TextFieldWidget()),
-            "max_retries": IntegerField(
-                lazy_gettext("Retries on network errors, 429 and 5xx"),
-                validators=[Optional(), NumberRange(min=0)],
-                widget=BS3TextFieldWidget(),
-            ),
-            "retry_delay": StringField(lazy_gettext("First retry delay (seconds)"), widget=BS3TextFieldWidget()),
-            "allow_insecure_http": BooleanField(
-                lazy_gettext("Allow plain http to a non-loopback host (local emulator only)"), default=False
-            ),
-        }
+        try:  # Airflow 2's FAB UI styles the inputs; a no-op for Airflow 3's API server
+            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+
+            text_widget: dict[str, Any] = {"widget": BS3TextFieldWidget()}
+        except ImportError:
+            text_widget = {}
+        try:
+            from flask_babel import lazy_gettext as translate
+        except ImportError:
+            translate = str
+
+        from airflow_provider_followanalytics import get_provider_info
+
+        fields: dict[str, Any] = {}
+        for name, spec in get_provider_info()["connection-types"][0]["conn-fields"].items():
+            kind, label = spec["schema"]["type"][0], translate(spec["label"])
+            if kind == "boolean":
+                fields[name] = BooleanField(label, description=spec["description"], default=False)
+            elif kind == "integer":
+                minimum = NumberRange(min=spec["schema"]["minimum"])
+                fields[name] = IntegerField(
+                    label, validators=[Optional(), minimum], description=spec["description"], **text_widget
+                )
+            else:  # numbers as text: the forms have no float field Airflow accepts
+                fields[name] = StringField(label, description=spec["description"], **text_widget)
+        return fields
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -127,17 +144,21 @@ class FollowAnalyticsHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         """The validated connection settings (looked up once, synchronously)."""
         if self._settings is None:
-            self._settings = self._resolve(self.get_connection(self.followanalytics_conn_id))
+            # The masker first: if it cannot load, no frame holds the connection (nor its password) yet.
+            secret_masker()
+            conn_id = self.followanalytics_conn_id
+            self._settings = self._checked(settings_from_connection(self.get_connection(conn_id), **self._overrides))
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
         """The connection settings, looked up without blocking the event loop."""
         if self._settings is None:
-            self._settings = self._resolve(await aget_connection(self.followanalytics_conn_id))
+            secret_masker()
+            conn_id = self.followanalytics_conn_id
+            self._settings = self._checked(settings_from_connection(await aget_connection(conn_id), **self._overrides))
         return self._settings
 
-    def _resolve(self, conn: Any) -> ConnectionSettings:
-        settings = settings_from_connection(conn, **self._overrides)
+    def _checked(self, settings: ConnectionSettings) -> ConnectionSettings:
         if is_insecure_remote(settings.base_url):
             # Every hook says it: the opt-in must never go unnoticed in a task log.
             self.log.warning(

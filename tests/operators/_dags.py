@@ -23,9 +23,9 @@ def make_dag(dag_id: str, schedule: Any = None, **kwargs: Any) -> Any:
 
 def daily_data_intervals() -> Any:
     """A daily UTC timetable whose data interval is the previous day (Airflow 2's @daily)."""
-    if AIRFLOW_V_3:
+    try:  # Airflow 3.2+
         from airflow.sdk import CronDataIntervalTimetable
-    else:
+    except ImportError:  # 2.10 to 3.1
         from airflow.timetables.interval import CronDataIntervalTimetable
     return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
 
