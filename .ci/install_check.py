@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from packaging.version import Version
@@ -136,6 +137,7 @@ def check_form(python: str, env: dict[str, str], airflow_version: Version, name:
     assert isinstance(behaviour, dict), f"ProvidersManager has no field behaviour: {manager}"
     assert behaviour["relabeling"] == {"login": "Email", "host": "API base URL"}, behaviour
     assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}, behaviour
+    assert behaviour["placeholders"]["login"] == "you@example.com", behaviour
     assert manager["widgets"] == [f"extra__followanalytics__{field}" for field in EXTRA_FIELDS], manager
     print(f"[{name}] ProvidersManager: field behaviour and the {len(EXTRA_FIELDS)} extra widgets")
 
@@ -229,14 +231,22 @@ def check_connections_test(python: str, airflow: str, env: dict[str, str], workd
         test_env = {**env, "AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT": json.dumps(conn)}
         result = run([airflow, "connections", "test", "followanalytics_default"], env=test_env)
         assert "Connection success" in result.stdout, result.stdout
+        assert logins(url) == 1, "the connection test did not log in exactly once"
         conn["password"] = "wrong-ci-pass"  # noqa: S105 - a deliberately wrong test password
         test_env["AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT"] = json.dumps(conn)
         bad = run([airflow, "connections", "test", "followanalytics_default"], env=test_env, check=False)
         output = bad.stdout + bad.stderr
         assert "Invalid email or password" in output and "wrong-ci-pass" not in output, output[-2000:]
+        assert logins(url) == 1, "a wrong password logged in"
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
+
+
+def logins(emulator_url: str) -> int:
+    """Successful logins the emulator counted (its control endpoint)."""
+    with urllib.request.urlopen(f"{emulator_url}/_emulator/state", timeout=10) as answer:  # noqa: S310 - http://127.0.0.1
+        return int(json.load(answer)["login_count"])
 
 
 def minors() -> list[str]:

@@ -5,8 +5,10 @@ Airflow 3: ``api-server`` (the REST API, and the execution API that task process
 (SequentialExecutor on SQLite, which runs ``airflow tasks run`` from PATH) and ``triggerer``.
 Stand-ins (the FollowAnalytics emulator behind a paced proxy, moto's S3) run as processes too.
 
-Task states come from Airflow itself: the REST API on 3, the CLI on 2. Every process writes its
-output to a file under ``captured/`` (beside AIRFLOW_HOME), so that a test can scan it.
+Task states come from Airflow itself: the REST API on 3; on 2.10 its metadata DB, read directly (one
+``airflow`` CLI process per poll cost seconds of the CPU the tasks need; the CLI only triggers runs).
+Every process writes its output to a file under ``captured/`` (beside AIRFLOW_HOME), so that a test
+can scan it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -122,12 +125,6 @@ def _http(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         raw = response.read()
     return json.loads(raw) if raw else None
-
-
-def _json_rows(stdout: str) -> list[dict[str, Any]]:
-    """The JSON list an Airflow 2 CLI command printed with ``--output json`` (after its log lines)."""
-    line = next((line for line in reversed(stdout.splitlines()) if line.startswith(("[{", "[]"))), "[]")
-    return list(json.loads(line))
 
 
 @dataclass
@@ -300,14 +297,9 @@ class Deployment:
                     return False
                 raise
             return True
-        # Airflow 2's `dags unpause` of a DAG not parsed yet says "No paused DAGs were found" and exits
-        # 0; DAGs are created unpaused here, so wait until the DAG is listed, unpaused.
-        listed = self.cli("dags", "list", "--output", "json")
-        if listed.returncode != 0:
-            return False
-        dags = _json_rows(listed.stdout)
-        # is_paused is printed as "False" (a string), or null while the DAG's row is being written.
-        return any(dag["dag_id"] == DAG_ID and str(dag.get("is_paused")) in ("False", "None") for dag in dags)
+        # DAGs are created unpaused here: wait until the scheduler's parse wrote the DAG's row.
+        rows = self._db("SELECT is_paused FROM dag WHERE dag_id = ?", DAG_ID)
+        return bool(rows) and not rows[0][0]
 
     # ------------------------------------------------------------------ what Airflow says
     def api(self, method: str, path: str, body: Any = None) -> Any:
@@ -329,17 +321,20 @@ class Deployment:
         if AIRFLOW_V_3:
             answer = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
             return {ti["task_id"]: ti["state"] for ti in answer["task_instances"]}
-        result = self.cli("tasks", "states-for-dag-run", DAG_ID, run_id, "--output", "json")
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        rows = _json_rows(result.stdout)
-        return {row["task_id"]: row["state"] or None for row in rows}
+        rows = self._db("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
+        return {task_id: state or None for task_id, state in rows}
 
     def run_state(self, run_id: str) -> str:
         if AIRFLOW_V_3:
             return str(self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"])
-        result = self.cli("dags", "list-runs", "-d", DAG_ID, "--output", "json")
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        return next(str(row["state"]) for row in _json_rows(result.stdout) if row["run_id"] == run_id)
+        ((state,),) = self._db("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
+        return str(state)
+
+    def _db(self, query: str, *args: str) -> list[tuple[Any, ...]]:
+        """Read Airflow 2's metadata DB (SQLite), read-only, waiting out the scheduler's writes."""
+        uri = f"file:{self.home / 'airflow.db'}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
+            return db.execute(query, args).fetchall()
 
     def wait_for_task_state(self, run_id: str, task_id: str, state: str, timeout: float) -> None:
         wait_until(
@@ -351,10 +346,6 @@ class Deployment:
 
     def wait_for_run(self, run_id: str, timeout: float) -> str:
         """Wait until the run ends; return its state as Airflow reports it."""
-        if not AIRFLOW_V_3:
-            # Each Airflow 2 CLI call costs seconds of CPU that the tasks need: wait for the
-            # scheduler to say the run finished, then ask the CLI once.
-            wait_until(lambda: self._scheduler_finished(run_id), timeout, f"the scheduler to finish {run_id}")
         state = wait_until(
             lambda: (s := self.run_state(run_id)) in TERMINAL_RUN_STATES and s,
             timeout,
@@ -380,12 +371,6 @@ class Deployment:
             )
 
         wait_until(heard, timeout, f"the scheduler to hear that {task_id} of {run_id} deferred")
-
-    def _scheduler_finished(self, run_id: str) -> bool:
-        outputs = [p for p in self.processes.started if p.name == "scheduler"]
-        return any(
-            f"run_id={run_id}," in line for p in outputs for line in p.text().splitlines() if "DagRun Finished" in line
-        )
 
     def task_logs(self, run_id: str, task_id: str) -> dict[int, str]:
         """The task's log of each attempt, as Airflow wrote it under AIRFLOW_HOME/logs."""

@@ -62,7 +62,7 @@ def openlineage_env(events_file: Path) -> dict[str, str]:
 def openlineage_run(airflow_db: str, tmp_path: Path) -> Callable[..., LineageRun]:
     """Run ``getattr(import_module(module), attribute)`` with ``dag.test()`` and capture its events.
 
-    ``openlineage_run("tests.lineage.probe_dag", "dag")`` returns a :class:`LineageRun`. The DAG
+    ``openlineage_run("tests.transfers.lineage_dag", "dag")`` returns a :class:`LineageRun`. The DAG
     module must be importable from the repository root; it runs in a child process (timeout 240 s).
     """
 

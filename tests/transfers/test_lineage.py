@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
+from tests.lineage.fixtures import NAMESPACE
 
 
 def test_transfers_report_the_export_and_the_object(
@@ -42,7 +43,8 @@ def test_transfers_report_the_export_and_the_object(
         completes = run.task_events(task_id, "COMPLETE")
         assert len(completes) == 1, (task_id, [e.get("eventType") for e in run.task_events(task_id)])
         event = completes[0]
-        assert [{k: d[k] for k in ("namespace", "name")} for d in event["inputs"]] == [expected_input], task_id
+        assert event["job"]["namespace"] == NAMESPACE, task_id  # the openlineage provider's, from its config
+        assert event["inputs"] == [{**expected_input, "facets": {}}], task_id
         assert [{k: d[k] for k in ("namespace", "name")} for d in event["outputs"]] == [expected_output], task_id
     tokens = [request.query.get("export_token") for request in emulator.requests_for("callback")]
     assert tokens

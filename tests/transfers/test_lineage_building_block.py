@@ -10,8 +10,8 @@ import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
 from airflow_provider_followanalytics.transfers._lineage import export_dataset, lineage_of, object_dataset
-from tests.lineage import probe_dag
-from tests.lineage.fixtures import NAMESPACE
+
+CALLBACK_URL = "https://api.follow-apps.com/api/exports/download_url?export_token=tok-lineage-SECRET-4242"
 
 TOKEN = "tok-unit-SECRET-9876"
 
@@ -123,14 +123,14 @@ def test_lineage_of_builds_the_providers_operator_lineage() -> None:
     from airflow.providers.common.compat.openlineage.facet import Dataset
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    lineage = lineage_of(probe_dag.CALLBACK_URL, "s3://aws_default@lake/k.csv")
+    lineage = lineage_of(CALLBACK_URL, "s3://aws_default@lake/k.csv")
     assert isinstance(lineage, OperatorLineage)
     assert lineage.inputs == [Dataset(namespace="https://api.follow-apps.com", name="/api/exports/download_url")]
     assert lineage.outputs == [Dataset(namespace="s3://lake", name="k.csv")]
 
 
 def test_lineage_of_a_failed_transfer_reports_the_input_only() -> None:
-    lineage = lineage_of(probe_dag.CALLBACK_URL)
+    lineage = lineage_of(CALLBACK_URL)
     assert lineage is not None
     assert [d.namespace for d in lineage.inputs] == ["https://api.follow-apps.com"]
     assert lineage.outputs == []
@@ -145,7 +145,7 @@ def test_lineage_of_an_azure_object_storage_path_reads_the_account_from_its_file
         from airflow.io.path import ObjectStoragePath
 
     path = ObjectStoragePath(f"abfs://{azure_conn}@{azure_container}/fa/x.csv")
-    lineage = lineage_of(probe_dag.CALLBACK_URL, path)
+    lineage = lineage_of(CALLBACK_URL, path)
     assert lineage is not None
     assert [(d.namespace, d.name) for d in lineage.outputs] == [
         (f"abfss://{azure_container}@devstoreaccount1.dfs.core.windows.net", "fa/x.csv")
@@ -155,7 +155,7 @@ def test_lineage_of_an_azure_object_storage_path_reads_the_account_from_its_file
 def test_lineage_of_is_none_without_the_openlineage_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     # A None entry in sys.modules makes the import raise ImportError, as if the provider were absent.
     monkeypatch.setitem(sys.modules, "airflow.providers.openlineage.extractors", None)
-    assert lineage_of(probe_dag.CALLBACK_URL, "s3://lake/k.csv") is None
+    assert lineage_of(CALLBACK_URL, "s3://lake/k.csv") is None
 
 
 def test_importing_the_module_does_not_import_openlineage() -> None:
@@ -169,22 +169,4 @@ def test_importing_the_module_does_not_import_openlineage() -> None:
     assert result.stdout.strip() == "[]"
 
 
-# ------------------------------------------------------------------------------- a real DAG run
-
-
-@pytest.mark.slow
-def test_a_dag_run_emits_the_export_and_the_object_as_datasets(openlineage_run: Any) -> None:
-    run = openlineage_run("tests.lineage.probe_dag")
-    assert run.result.state == "success"
-    export = {"namespace": "https://api.follow-apps.com", "name": "/api/exports/download_url", "facets": {}}
-    expected_outputs = {
-        "to_s3": ("s3://lake", "followanalytics/devices/2026-12-01.csv"),
-        "to_azure": ("abfss://lake@devstoreaccount1.dfs.core.windows.net", "followanalytics/devices/2026-12-01.csv"),
-        "to_local": ("file", "/data/followanalytics/devices/2026-12-01.csv"),
-    }
-    for task_id, (namespace, name) in expected_outputs.items():
-        [complete] = run.task_events(task_id, "COMPLETE")
-        assert complete["job"]["namespace"] == NAMESPACE
-        assert complete["inputs"] == [export]
-        assert [(o["namespace"], o["name"]) for o in complete["outputs"]] == [(namespace, name)]
-    assert probe_dag.TOKEN not in run.events_file.read_text(), "the export token reached a lineage event"
+# A real DAG run's events (the transfers', each calling lineage_of): tests/transfers/test_lineage.py.

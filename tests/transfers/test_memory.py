@@ -20,7 +20,7 @@ from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator, e
 from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import FollowAnalyticsToS3Operator
 from tests.transfers.conftest import MiB, sha256_of_chunks
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.version_independent]
 
 
 @contextmanager
