@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 PACKAGE_NAME = "airflow-provider-followanalytics"
 CONN_TYPE = "followanalytics"
+#: The connection every hook, operator, sensor and trigger uses unless told otherwise.
+DEFAULT_CONN_ID = "followanalytics_default"
 
 _INTEGRATION = "FollowAnalytics"
 

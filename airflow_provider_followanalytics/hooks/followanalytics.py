@@ -11,7 +11,7 @@ import dataclasses
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_followanalytics import CONN_TYPE
+from airflow_provider_followanalytics import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
     FILE_FORMATS,
@@ -35,6 +35,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsExportNotReadyError,
 )
 from airflow_provider_followanalytics.hooks._async_client import AsyncClient, env_proxy_for
+from airflow_provider_followanalytics.hooks._export_reader import download_to_file
 from airflow_provider_followanalytics.hooks._sync_client import ExportStream, SyncClient, TokenKeeper
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class FollowAnalyticsHook(BaseHook):
     """
 
     conn_name_attr = "followanalytics_conn_id"
-    default_conn_name = "followanalytics_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
     hook_name = "FollowAnalytics"
 
@@ -327,9 +328,6 @@ class FollowAnalyticsHook(BaseHook):
         :param chunk_size: bytes read from the socket at a time.
         :param max_attempts: total download attempts.
         """
-        # The one restart-from-zero policy, shared with the transfers (imports nothing heavy).
-        from airflow_provider_followanalytics.transfers._streaming import download_to_file
-
         attempts = max_attempts if max_attempts is not None else self.settings.max_retries + 1
         return download_to_file(self, callback_url, fileobj, attempts=attempts, log=self.log, chunk_size=chunk_size)
 

@@ -10,7 +10,7 @@ the request (path, query in declaration order, a subject for logs) and the deliv
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_followanalytics._api import validate_endpoint
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
@@ -20,14 +20,25 @@ from airflow_provider_followanalytics.operators._params import ExportRequest, is
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_followanalytics.operators.exports import FollowAnalyticsExportOperator
-
 APP = "FAAPPLI_123456789"
 SEGMENT = "FASEGMT_abcd12"
 #: The arguments of every export operator besides its own (``endpoint`` has its own default per class).
 COMMON_FIELDS = ("endpoint", "file_format", "skip_email", "followanalytics_conn_id")
 
 Interval = tuple[Any, Any] | None  # the run's data interval; None at parse or without one
+
+
+class ExportOperatorFields(Protocol):
+    """What is read of an export operator (``FollowAnalyticsExportOperator``) besides its argument values."""
+
+    endpoint: Any
+
+    @property
+    def default_endpoint(self) -> str | None: ...
+    @property
+    def export_arguments(self) -> tuple[Arg, ...]: ...
+    @property
+    def export_subject(self) -> str: ...
 
 
 class Arg:
@@ -130,7 +141,7 @@ def _checked(
     return checked
 
 
-def _path(operator: FollowAnalyticsExportOperator, checked: dict[str, Any]) -> str:
+def _path(operator: ExportOperatorFields, checked: dict[str, Any]) -> str:
     """The typed export's ``endpoint`` (its template) filled with the checked identifiers it names."""
     template = operator.default_endpoint or ""
     placeholders = [part.split("}", 1)[0] for part in template.split("{")[1:]]  # a declared template: well formed
@@ -138,14 +149,14 @@ def _path(operator: FollowAnalyticsExportOperator, checked: dict[str, Any]) -> s
     return _params.path_with_identifiers(operator.endpoint, template, identifiers)
 
 
-def check_literals(operator: FollowAnalyticsExportOperator) -> None:
+def check_literals(operator: ExportOperatorFields) -> None:
     """At construction (DAG parse): check every value that is final already, raise on the first mistake."""
     checked = _checked(operator, (*DELIVERY, *GENERIC, *operator.export_arguments), is_literal)
     if operator.default_endpoint is not None and is_literal(operator.endpoint):
         _path(operator, checked)  # a templated identifier keeps its {placeholder}: the rest is checked
 
 
-def build_request(operator: FollowAnalyticsExportOperator, interval: Interval) -> tuple[ExportRequest, str, bool, str]:
+def build_request(operator: ExportOperatorFields, interval: Interval) -> tuple[ExportRequest, str, bool, str]:
     """After rendering: check every value; return the request, file format, ``skip_email`` and connection id.
 
     :param interval: the run's ``(data_interval_start, data_interval_end)``, for delta windows.

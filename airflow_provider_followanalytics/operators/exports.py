@@ -40,6 +40,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_followanalytics import DEFAULT_CONN_ID
 from airflow_provider_followanalytics._compat import BaseOperator
 from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
@@ -78,8 +79,6 @@ __all__ = [
     "FollowAnalyticsSegmentDevicesExportOperator",
     "FollowAnalyticsUserMetricsExportOperator",
 ]
-
-DEFAULT_CONN_ID = "followanalytics_default"
 
 
 class FollowAnalyticsExportOperator(BaseOperator):

@@ -7,6 +7,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_followanalytics import DEFAULT_CONN_ID
 from airflow_provider_followanalytics._checks import check_failure_budget, check_seconds
 from airflow_provider_followanalytics._compat import (
     AirflowSensorTimeout,
@@ -82,7 +83,7 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         self,
         *,
         callback_url: str,
-        followanalytics_conn_id: str = "followanalytics_default",
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: timedelta | float = 60,
         timeout: timedelta | float | None = DEFAULT_TIMEOUT,

@@ -7,6 +7,7 @@ import importlib.util
 import time
 from datetime import timedelta
 from functools import cached_property
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_followanalytics._checks import check_int, check_seconds
@@ -19,19 +20,30 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsError,
     FollowAnalyticsExportNotReadyError,
 )
+from airflow_provider_followanalytics.hooks._export_reader import stream_export
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
-from airflow_provider_followanalytics.transfers._streaming import stream_export
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context  # type hints only (Airflow 2 has the same mapping type)
 
-    from airflow_provider_followanalytics.transfers._streaming import ExportReader
+    from airflow_provider_followanalytics.hooks._export_reader import ExportReader
 
 #: How long a deferred transfer waits for its export (as ExportReadySensor's default timeout).
 DEFAULT_WAIT_TIMEOUT = 24 * 60 * 60.0
 PACKAGE = "airflow-provider-followanalytics"
+_TYPES_BY_SUFFIX = {".csv": "text/csv; charset=utf-8", ".xls": "application/vnd.ms-excel"}
+_TYPES_BY_MEDIA = {"text/csv": "text/csv; charset=utf-8", "application/vnd.ms-excel": "application/vnd.ms-excel"}
+
+
+def content_type_for(server_content_type: str, object_name: str, gzip: bool) -> str:
+    """The object's Content-Type: gzip, else the export's own (CSV is UTF-8), else by the name's suffix."""
+    if gzip:
+        return "application/gzip"
+    by_media = _TYPES_BY_MEDIA.get(server_content_type.split(";", 1)[0].strip().lower())
+    by_suffix = _TYPES_BY_SUFFIX.get(PurePosixPath(object_name).suffix.lower())
+    return by_media or by_suffix or server_content_type.strip() or "application/octet-stream"
 
 
 def require_provider(operator: str, module: str, requirement: str) -> None:

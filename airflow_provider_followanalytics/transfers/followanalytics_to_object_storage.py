@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics._compat import object_storage_path
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
+from airflow_provider_followanalytics.hooks._export_reader import MiB
 from airflow_provider_followanalytics.transfers._base import (
     PACKAGE,
     FollowAnalyticsTransferOperator,
@@ -17,12 +18,11 @@ from airflow_provider_followanalytics.transfers._base import (
     require_provider,
     static_value,
 )
-from airflow_provider_followanalytics.transfers._streaming import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from airflow_provider_followanalytics.transfers._streaming import ExportReader
+    from airflow_provider_followanalytics.hooks._export_reader import ExportReader
 
 _AMAZON = (("airflow.providers.amazon", f"{PACKAGE}[amazon]"), ("s3fs", "apache-airflow-providers-amazon[s3fs]"))
 _GOOGLE = (("airflow.providers.google", f"{PACKAGE}[google]"), ("gcsfs", f"{PACKAGE}[google]"))

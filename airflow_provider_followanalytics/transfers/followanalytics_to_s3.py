@@ -8,18 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
+from airflow_provider_followanalytics.hooks._export_reader import MiB
 from airflow_provider_followanalytics.transfers._base import (
     PACKAGE,
     FollowAnalyticsTransferOperator,
     already_exists,
+    content_type_for,
     static_uri,
 )
-from airflow_provider_followanalytics.transfers._streaming import MiB, content_type_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow_provider_followanalytics.transfers._streaming import ExportReader
+    from airflow_provider_followanalytics.hooks._export_reader import ExportReader
 
 S3_MIN_PART_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS = 5 * MiB, 5 * 1024 * MiB, 10_000
 

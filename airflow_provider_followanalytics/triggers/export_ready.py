@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_followanalytics import DEFAULT_CONN_ID
 from airflow_provider_followanalytics._api import backoff_delay
 from airflow_provider_followanalytics._checks import check_failure_budget, check_seconds, is_number
 from airflow_provider_followanalytics._events import (
@@ -78,7 +79,7 @@ class ExportReadyTrigger(BaseTrigger):
     def __init__(
         self,
         callback_url: str,
-        followanalytics_conn_id: str = "followanalytics_default",
+        followanalytics_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 60.0,
         deadline: float | None = None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,

@@ -398,7 +398,7 @@ def test_a_local_folder_without_write_access_fails_before_the_download(
 def test_a_local_file_is_renamed_into_place_only_at_the_end(
     monkeypatch: pytest.MonkeyPatch, start_export: Callable[..., str], tmp_path: Path, fa_conn: dict[str, Any]
 ) -> None:
-    from airflow_provider_followanalytics.transfers._streaming import ExportReader
+    from airflow_provider_followanalytics.hooks._export_reader import ExportReader
 
     target = tmp_path / "devices.csv"
     seen: list[list[str]] = []

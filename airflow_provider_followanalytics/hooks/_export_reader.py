@@ -1,5 +1,6 @@
-"""The one reader of a ready export and the one restart-from-zero policy, shared by every transfer
-and by ``FollowAnalyticsHook.download_export`` (internal): upload libraries pull parts with ``read(n)``.
+"""Reading a ready export (internal): the one reader (gzip on the fly; upload libraries pull parts with
+``read(n)``) and the one restart-from-zero policy, used by ``FollowAnalyticsHook.download_export`` and
+by every transfer.
 """
 
 from __future__ import annotations
@@ -7,8 +8,7 @@ from __future__ import annotations
 import io
 import time
 import zlib
-from pathlib import PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow_provider_followanalytics._api import backoff_delay
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsDownloadError
@@ -16,23 +16,24 @@ from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigErr
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
 
-    from airflow_provider_followanalytics.hooks.followanalytics import ExportStream, FollowAnalyticsHook
+    from airflow_provider_followanalytics._api import ConnectionSettings
+    from airflow_provider_followanalytics.hooks._sync_client import ExportStream
 
 MiB = 1 << 20
-_TYPES_BY_SUFFIX = {".csv": "text/csv; charset=utf-8", ".xls": "application/vnd.ms-excel"}
-_TYPES_BY_MEDIA = {"text/csv": "text/csv; charset=utf-8", "application/vnd.ms-excel": "application/vnd.ms-excel"}
 
 T = TypeVar("T")
 
 
-def content_type_for(server_content_type: str, object_name: str, gzip: bool) -> str:
-    """The object's Content-Type: gzip, else the export's own (CSV is UTF-8), else by the name's suffix."""
-    if gzip:
-        return "application/gzip"
-    by_media = _TYPES_BY_MEDIA.get(server_content_type.split(";", 1)[0].strip().lower())
-    by_suffix = _TYPES_BY_SUFFIX.get(PurePosixPath(object_name).suffix.lower())
-    return by_media or by_suffix or server_content_type.strip() or "application/octet-stream"
+class ExportSource(Protocol):
+    """What reading an export needs of ``FollowAnalyticsHook``: its settings (for the backoff) and
+    :meth:`~FollowAnalyticsHook.open_export`."""
+
+    @property
+    def settings(self) -> ConnectionSettings: ...
+
+    def open_export(self, callback_url: str, chunk_size: int = ...) -> AbstractContextManager[ExportStream]: ...
 
 
 class ExportReader(io.RawIOBase):
@@ -130,7 +131,7 @@ class ExportReader(io.RawIOBase):
 
 
 def stream_export(
-    hook: FollowAnalyticsHook,
+    hook: ExportSource,
     callback_url: str,
     consume: Callable[[ExportReader], T],
     *,
@@ -171,7 +172,7 @@ def stream_export(
 
 
 def download_to_file(
-    hook: FollowAnalyticsHook,
+    hook: ExportSource,
     callback_url: str,
     fileobj: IO[bytes],
     *,
