@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 from airflow_provider_followanalytics import CONN_TYPE, __version__
+from airflow_provider_followanalytics._checks import parse_flag, parse_number
 from airflow_provider_followanalytics._compat import mask_secret, secret_masker
 from airflow_provider_followanalytics._urls import normalize_base_url, redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import (
@@ -72,23 +73,8 @@ def _extra_value(extra: dict[str, Any], name: str) -> Any:
     return None
 
 
-def _number(value: Any, name: str, *, integer: bool = False, minimum: float = 0) -> float:
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError) as exc:
-        kind = "an integer" if integer else "a number"
-        raise FollowAnalyticsConfigError(f"{name}={value!r} is not {kind}.") from exc
-    if number < minimum:
-        raise FollowAnalyticsConfigError(f"{name}={value!r} must be >= {minimum}.")
-    return number
-
-
 def _flag(value: Any, name: str) -> bool:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise FollowAnalyticsConfigError(f"Connection extra {name}={value!r} must be true or false.")
+    return False if value is None else parse_flag(value, f"Connection extra {name}")
 
 
 def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
@@ -116,7 +102,7 @@ def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
         value = overrides.get(name)
         if value is None:
             value = _extra_value(extra, name)
-        return _number(default if value is None else value, name, integer=integer, minimum=minimum)
+        return parse_number(default if value is None else value, name, integer=integer, minimum=minimum)
 
     return ConnectionSettings(
         base_url=normalize_base_url(

@@ -1,7 +1,10 @@
-"""Argument checks shared by the sensor, the trigger and the transfers (internal). Each refuses a
-``bool`` (an ``int`` in Python: ``poll_interval=True`` would mean one second) and names the argument."""
+"""Argument checks and parsers shared by the connection settings, the operators, the sensor, the trigger
+and the transfers (internal). Each names the argument; the checks refuse a ``bool`` where a number is
+expected (an ``int`` in Python: ``poll_interval=True`` would mean one second)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
 
@@ -30,3 +33,24 @@ def check_failure_budget(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise FollowAnalyticsConfigError(f"max_consecutive_failures={value!r} must be an integer >= 1.")
     return value
+
+
+def parse_flag(value: Any, name: str) -> bool:
+    """A boolean, or its text ``"true"`` / ``"false"`` in any case (rendered templates, connection extras)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise FollowAnalyticsConfigError(f"{name}={value!r} must be true or false ({type(value).__name__} given).")
+
+
+def parse_number(value: Any, name: str, *, integer: bool = False, minimum: float = 0) -> float:
+    """A number >= ``minimum``, or its text (connection extras arrive as strings from URIs and forms)."""
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError) as exc:
+        kind = "an integer" if integer else "a number"
+        raise FollowAnalyticsConfigError(f"{name}={value!r} is not {kind}.") from exc
+    if number < minimum:
+        raise FollowAnalyticsConfigError(f"{name}={value!r} must be >= {minimum}.")
+    return number

@@ -31,6 +31,8 @@ import urllib.parse
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from benchmarks._table import Row, text_table
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from types import TracebackType
@@ -52,7 +54,6 @@ PASSWORD = "bench-password-4242"  # noqa: S105 - the local emulator's throwaway 
 #: An export path the emulator accepts (callback URLs come from it).
 EXPORT_PATH = "/api/performance_export.csv?apps=FAAPPLI_bench&sd=0&ed=86400&skip_email=true"
 #: Statuses of a result row.
-STATUSES = ("pass", "fail", "info", "n/a")
 
 
 class BenchError(RuntimeError):
@@ -64,41 +65,6 @@ class Options:
     """Run-wide options: ``quick`` shrinks every size and window to seconds."""
 
     quick: bool = False
-
-
-@dataclasses.dataclass
-class Row:
-    """One line of the result table.
-
-    ``ours`` and ``anchor`` are in ``unit``; ``anchor_name`` says what the anchor column holds
-    (an Airflow operator, a practical limit measured in the same run, or an ideal count);
-    ``ratio`` is ours / anchor; ``status`` is ``pass``/``fail`` against ``target``, ``info`` for a
-    figure without a target, ``n/a`` when it could not be measured (``note`` says why).
-    """
-
-    benchmark: str
-    figure: str
-    ours: float | None
-    anchor: float | None
-    unit: str
-    anchor_name: str
-    target: str
-    status: str
-    ratio: float | None = None
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
-        if self.ratio is None:
-            self.ratio = ratio(self.ours, self.anchor)
-
-
-def ratio(ours: float | None, anchor: float | None) -> float | None:
-    """``ours / anchor``, or None when either is missing or the anchor is 0."""
-    if ours is None or anchor is None or anchor == 0:
-        return None
-    return ours / anchor
 
 
 def verdict(ok: bool | None) -> str:
@@ -643,6 +609,4 @@ def module_main(argv: list[str], run: Any, worker: Any) -> None:
     if argv[:1] == ["worker"]:
         worker(argv[1:])
         return
-    from benchmarks._table import text_table
-
     print(text_table(run(Options(quick="--quick" in argv))), end="")

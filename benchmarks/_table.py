@@ -1,7 +1,8 @@
-"""Render result rows as the console table, as markdown, and as JSON."""
+"""The result rows, and how they render: the console table, markdown and JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import TYPE_CHECKING, Any
@@ -9,9 +10,43 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from benchmarks._common import Row
-
+STATUSES = ("pass", "fail", "info", "n/a")
 HEADERS = ("figure", "ours", "anchor or limit", "ratio", "target", "result")
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the result table.
+
+    ``ours`` and ``anchor`` are in ``unit``; ``anchor_name`` says what the anchor column holds
+    (an Airflow operator, a practical limit measured in the same run, or an ideal count);
+    ``ratio`` is ours / anchor; ``status`` is ``pass``/``fail`` against ``target``, ``info`` for a
+    figure without a target, ``n/a`` when it could not be measured (``note`` says why).
+    """
+
+    benchmark: str
+    figure: str
+    ours: float | None
+    anchor: float | None
+    unit: str
+    anchor_name: str
+    target: str
+    status: str
+    ratio: float | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
+        if self.ratio is None:
+            self.ratio = ratio(self.ours, self.anchor)
+
+
+def ratio(ours: float | None, anchor: float | None) -> float | None:
+    """``ours / anchor``, or None when either is missing or the anchor is 0."""
+    if ours is None or anchor is None or anchor == 0:
+        return None
+    return ours / anchor
 
 
 def fmt_value(value: float | None, unit: str) -> str:

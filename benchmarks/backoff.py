@@ -29,7 +29,6 @@ from benchmarks._common import (
     BenchError,
     EmulatorClient,
     Options,
-    Row,
     Worker,
     emit,
     emulator_process,
@@ -42,6 +41,7 @@ from benchmarks._common import (
     verdict,
     worker_env,
 )
+from benchmarks._table import Row
 
 NAME = "backoff"
 SCENARIOS = ("202", "400", "429", "503")

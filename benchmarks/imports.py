@@ -22,7 +22,6 @@ from benchmarks._common import (
     RESULT_PREFIX,
     BenchError,
     Options,
-    Row,
     Worker,
     median,
     module_main,
@@ -30,6 +29,7 @@ from benchmarks._common import (
     verdict,
     worker_env,
 )
+from benchmarks._table import Row
 
 NAME = "import"
 PROVIDER_MODULES = (

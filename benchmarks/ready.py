@@ -33,7 +33,6 @@ from benchmarks._common import (
     LoopWatchdog,
     MiB,
     Options,
-    Row,
     RssSampler,
     emit,
     emulator_process,
@@ -46,6 +45,7 @@ from benchmarks._common import (
     verdict,
     worker_env,
 )
+from benchmarks._table import Row
 
 NAME = "ready"
 EXTRA_RSS_LIMIT_MIB = 1.0

@@ -26,8 +26,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from benchmarks import backoff, imports, ready, transfers, triggers
-from benchmarks._common import BENCH_DIR, Options, Row
-from benchmarks._table import json_document, markdown_table, text_table
+from benchmarks._common import BENCH_DIR, Options
+from benchmarks._table import Row, json_document, markdown_table, text_table
 
 if TYPE_CHECKING:
     from collections.abc import Callable

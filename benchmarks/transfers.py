@@ -41,7 +41,6 @@ from benchmarks._common import (
     GiB,
     MiB,
     Options,
-    Row,
     RssSampler,
     ServerProcess,
     cpu_seconds,
@@ -59,6 +58,7 @@ from benchmarks._common import (
     verdict,
     worker_env,
 )
+from benchmarks._table import Row
 
 BUCKET = "bench-lake"
 #: The last commit with the hand-written S3 multipart upload and GCS upload thread: measured as

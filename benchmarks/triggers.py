@@ -42,7 +42,6 @@ from benchmarks._common import (
     GcPauses,
     LoopWatchdog,
     Options,
-    Row,
     RssSampler,
     cpu_seconds,
     emit,
@@ -57,6 +56,7 @@ from benchmarks._common import (
     verdict,
     worker_env,
 )
+from benchmarks._table import Row
 
 NAME = "triggers"
 P99_LIMIT_MS = 50.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_followanalytics._api import validate_endpoint
+from airflow_provider_followanalytics._checks import parse_flag
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
 from airflow_provider_followanalytics.operators import _params, _windows
 from airflow_provider_followanalytics.operators._params import ExportRequest, is_literal
@@ -119,7 +120,7 @@ GENERIC = (_single("endpoint", None, validate_endpoint), _single("query_params",
 #: How the export is delivered; checked last at run, first at parse.
 DELIVERY = (
     _single("file_format", None, _params.file_format),
-    _single("skip_email", None, lambda value: _params.flag(value, "skip_email")),
+    _single("skip_email", None, lambda value: parse_flag(value, "skip_email")),
     _single("followanalytics_conn_id", None, _params.conn_id),
 )
 

@@ -203,15 +203,6 @@ def file_format(value: Any) -> str:
     return str(text)
 
 
-def flag(value: Any, name: str) -> bool:
-    """A boolean, or its rendered text ``"True"``/``"false"``."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise FollowAnalyticsConfigError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
-
-
 def conn_id(value: Any) -> str:
     """A non-empty Airflow connection id."""
     if not isinstance(value, str) or not value.strip():

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
-from benchmarks._common import STATUSES, Row, percentile
-from benchmarks._table import fmt_ratio, fmt_value, markdown_table, text_table
+from benchmarks._common import percentile
+from benchmarks._table import STATUSES, Row, fmt_ratio, fmt_value, markdown_table, text_table
 
 ROOT = Path(__file__).resolve().parents[2]
 #: benchmark name -> number of figures it reports.

@@ -100,7 +100,7 @@ BAD_ARGUMENTS = [
     pytest.param(GENERIC, "query_params", {"fields": {"a": 1}}, "cannot be sent in a query string", id="qp-nested"),
     pytest.param(GENERIC, "query_params", "fields=a", "query_params must be a dict", id="qp-text"),
     pytest.param(GENERIC, "file_format", "pdf", "file_format='pdf' is not supported", id="format-pdf"),
-    pytest.param(GENERIC, "skip_email", "maybe", "skip_email must be True or False", id="skip-email-text"),
+    pytest.param(GENERIC, "skip_email", "maybe", "skip_email='maybe' must be true or false", id="skip-email-text"),
     pytest.param(GENERIC, "followanalytics_conn_id", "", "non-empty connection id", id="conn-id-empty"),
 ]
 

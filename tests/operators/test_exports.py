@@ -394,7 +394,7 @@ BAD_CASES = [
     ),
     (Segment, {"file_format": "pdf"}, "file_format='pdf' is not supported; expected 'csv' (UTF-8) or 'xls'"),
     (Analysis, {"file_format": None}, "file_format=None is not supported"),
-    (Perf, {"skip_email": "maybe"}, "skip_email must be True or False, got 'maybe' (str)"),
+    (Perf, {"skip_email": "maybe"}, "skip_email='maybe' must be true or false (str given)"),
     (Perf, {"followanalytics_conn_id": ""}, "followanalytics_conn_id must be a non-empty connection id, got ''"),
     (
         AppDevices,
