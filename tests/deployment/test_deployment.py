@@ -133,6 +133,8 @@ def test_a_task_killed_mid_transfer_is_retried_into_one_exact_object(
     assert hashlib.sha256(_object(stand_ins, run_id)).hexdigest() == expected_export_sha256(size, "csv", seed=0)
     # The retry aborted the upload its killed attempt left open: nothing is pending for the key.
     assert [u for u in _pending_uploads(stand_ins) if u["Key"] == key] == []
+    # Margin: the retry starts after a 1 s retry_delay and the scheduler's next loop, then takes a 6 s
+    # paced download; 300 s only catches a run that hangs until Airflow's own timeouts.
     assert time.monotonic() - killed_at < 300
 
 
@@ -147,6 +149,8 @@ def test_a_callback_that_turns_400_while_deferred_fails_the_run_at_once(
     expired_at = time.monotonic()
 
     assert deployment.wait_for_run(run_id, 120) == "failed"
+    # Margin: the next poll (every 1 s) gets the 400 and the run fails within seconds; waiting out the
+    # sensor's 300 s timeout would be five times the bound.
     assert time.monotonic() - expired_at < 60
     states = deployment.task_states(run_id)
     assert states["wait_for_export"] == "failed"
