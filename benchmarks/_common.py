@@ -300,18 +300,18 @@ def emulator_process(export_size: int = 4096, name: str = "emulator") -> ServerP
 
 def moto_process() -> ServerProcess:
     """moto's S3 server in its own process."""
-    return ServerProcess("moto", [sys.executable, "-m", "benchmarks._servers", "moto"])
+    return ServerProcess("moto", [sys.executable, "-m", "standins.servers", "moto"])
 
 
 def proxy_process(target_url: str, bytes_per_second: float) -> ServerProcess:
     """A TCP proxy to ``target_url`` that paces downloads to ``bytes_per_second`` (a WAN stand-in)."""
-    command = [sys.executable, "-m", "benchmarks._servers", "proxy", target_url, str(bytes_per_second)]
+    command = [sys.executable, "-m", "standins.servers", "proxy", target_url, str(bytes_per_second)]
     return ServerProcess("proxy", command)
 
 
 def gcs_process() -> ServerProcess:
     """gcp-storage-emulator (in memory) in its own process."""
-    return ServerProcess("gcs", [sys.executable, "-m", "benchmarks._servers", "gcs"])
+    return ServerProcess("gcs", [sys.executable, "-m", "standins.servers", "gcs"])
 
 
 # ---------------------------------------------------------------------------------------- emulator

@@ -267,10 +267,10 @@ OBJECT_MEMORY_LIMIT_MIB = 64.0
 
 
 class _AzuriteServer:
-    """Azurite (``tests/azurite.py`` starts it the same way for the tests) as a measured server."""
+    """Azurite (``standins/azurite.py`` starts it the same way for the tests) as a measured server."""
 
     def __init__(self) -> None:
-        from tests.azurite import Azurite
+        from standins.azurite import Azurite
 
         self._azurite = Azurite(WORK_DIR / "azurite")
         self.url = ""

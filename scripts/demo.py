@@ -89,11 +89,14 @@ def s3_client(s3_url: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import contextlib
     import logging
 
-    from moto.server import ThreadedMotoServer
-
+    # The stand-ins of the checkout, after site-packages: the provider stays the installed one (the
+    # wheel, when the install check runs the demo in a fresh environment).
+    sys.path.append(str(ROOT))
     from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator, expected_export_sha256
+    from standins.servers import moto_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,10 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     emulator = FollowAnalyticsEmulator(
         email=EMAIL, password=PASSWORD, ready_after=1, export_size=EXPORT_SIZE, seed=7
     ).start()
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    host, port = s3.get_host_and_port()
-    s3_url = f"http://{host}:{port}"
+    servers = contextlib.ExitStack()
+    s3_url = servers.enter_context(moto_server())
     info(f"FollowAnalytics emulator: {emulator.url}  (export of {EXPORT_SIZE:,} bytes, ready after 1 poll)")
     info(f"local S3 (moto):          {s3_url}  bucket {BUCKET}")
     try:
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         info(f"sha256 {digest[:16]}... matches the file the emulator served, byte for byte")
     finally:
         emulator.stop()
-        s3.stop()
+        servers.close()
         info("servers stopped")
     step(f"Demo passed in {time.monotonic() - started:.0f}s")
     return 0

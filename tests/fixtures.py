@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
+from standins import servers as standin_servers
 
 EMAIL = "data-team@example.com"
 PASSWORD = "pw-Xq9-very-secret-4242"
@@ -110,15 +111,8 @@ def airflow_db() -> str:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 (port 0); yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with standin_servers.moto_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -167,41 +161,9 @@ def s3_bucket(s3_client: Any, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def gcs_server() -> Iterator[str]:
-    """The GCS emulator (gcp-storage-emulator) on 127.0.0.1 (port 0); yields its URL."""
-    import socket
-    import threading
-
-    from gcp_storage_emulator.server import create_server
-
-    with socket.socket() as probe:  # the emulator cannot report a port 0 choice: pick a free one
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="fa-default")
-    thread = threading.Thread(target=server.start, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    _wait_http(url)
-    try:
+    """The GCS emulator (gcp-storage-emulator) on 127.0.0.1; yields its URL."""
+    with standin_servers.gcs_server() as url:
         yield url
-    finally:
-        server.stop()
-
-
-def _wait_http(url: str, timeout: float = 20.0) -> None:
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except Exception as exc:
-            if getattr(exc, "code", None):  # any HTTP answer means it is up
-                return
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.fixture

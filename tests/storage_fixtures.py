@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
-from tests.azurite import Azurite, AzuriteNotInstalledError
+from standins.azurite import Azurite, AzuriteNotInstalledError
 
 AZURE_CONN_ID = "wasb_default"  # WasbHook's default connection id
 

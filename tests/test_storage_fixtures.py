@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests import azurite as azurite_module
-from tests.azurite import Azurite, AzuriteNotInstalledError
+from standins import azurite as azurite_module
+from standins.azurite import Azurite, AzuriteNotInstalledError
 
 pytestmark = pytest.mark.version_independent  # CI runs it on Airflow 3.3 only
 

@@ -161,7 +161,7 @@ class StandIns:
 
 def start_stand_ins(processes: Processes, email: str, password: str, bytes_per_second: int) -> StandIns:
     python = sys.executable
-    s3 = processes.start("moto", [python, "-m", "benchmarks._servers", "moto"])
+    s3 = processes.start("moto", [python, "-m", "standins.servers", "moto"])
     s3_url = s3.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
     emulator = processes.start(
         "emulator",
@@ -179,9 +179,7 @@ def start_stand_ins(processes: Processes, email: str, password: str, bytes_per_s
     )
     emulator_url = emulator.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
     # Downloads at WAN speed, so that a test can kill a task in the middle of one.
-    proxy = processes.start(
-        "proxy", [python, "-m", "benchmarks._servers", "proxy", emulator_url, str(bytes_per_second)]
-    )
+    proxy = processes.start("proxy", [python, "-m", "standins.servers", "proxy", emulator_url, str(bytes_per_second)])
     api_url = proxy.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
     # Callback URLs must name the proxy: the hook only polls its connection's host.
     _http("POST", f"{emulator_url}/_emulator/config", {"public_url": api_url})

@@ -325,7 +325,7 @@ def read_only_s3() -> Iterator[dict[str, str]]:
     # The first 4 requests (bucket, user, policy, key) are the admin's; every later one is authorized.
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._servers", "moto"], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "standins.servers", "moto"], env=env, stdout=subprocess.PIPE, text=True
     )
     try:
         line = server.stdout.readline() if server.stdout else ""

@@ -1,8 +1,11 @@
-"""Run a stand-in server in its own process.
+"""moto's S3 server and the GCS emulator, in this process or in a process of their own, and a paced proxy.
 
-* ``python -m benchmarks._servers moto``: moto's S3 server;
-* ``python -m benchmarks._servers gcs``: gcp-storage-emulator, in memory;
-* ``python -m benchmarks._servers proxy TARGET_URL BYTES_PER_SECOND``: a TCP proxy to
+:func:`moto_server` and :func:`gcs_server` run one in this process (a context manager yielding its
+URL). As processes:
+
+* ``python -m standins.servers moto``: moto's S3 server;
+* ``python -m standins.servers gcs``: gcp-storage-emulator, in memory;
+* ``python -m standins.servers proxy TARGET_URL BYTES_PER_SECOND``: a TCP proxy to
   ``TARGET_URL`` whose server-to-client direction is paced to ``BYTES_PER_SECOND`` (shared by
   all connections, like one network link): a download as slow as a real WAN one.
 
@@ -23,7 +26,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _wait_forever() -> None:
@@ -38,46 +44,68 @@ def _wait_forever() -> None:
         pass
 
 
-def serve_moto() -> None:
-    """moto's S3 server (objects held in this process's memory)."""
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (port 0), in this process; yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    print(f"moto listening on http://{host}:{port}", flush=True)
     try:
-        _wait_forever()
+        yield f"http://{host}:{port}"
     finally:
         server.stop()
 
 
-def serve_gcs() -> None:
-    """gcp-storage-emulator, in memory (it cannot report a port-0 choice: pick a free port)."""
+@contextlib.contextmanager
+def gcs_server(default_bucket: str = "fa-default") -> Iterator[str]:
+    """gcp-storage-emulator, in memory, in this process; yields its URL once it answers.
+
+    It cannot report a port-0 choice: a free port is picked first.
+    """
     from gcp_storage_emulator.server import create_server
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="bench-default")
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=default_bucket)
     threading.Thread(target=server.start, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    try:
+        wait_http(url)
+        yield url
+    finally:
+        server.stop()
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` gives any HTTP answer (an error status too: it serves)."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             urllib.request.urlopen(url, timeout=1)
-            break
-        except urllib.error.HTTPError:  # any HTTP answer: it serves
-            break
+            return
+        except urllib.error.HTTPError:
+            return
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    print(f"gcs listening on {url}", flush=True)
-    try:
+
+
+def serve_moto() -> None:
+    """moto's S3 server (objects held in this process's memory)."""
+    with moto_server() as url:
+        print(f"moto listening on {url}", flush=True)
         _wait_forever()
-    finally:
-        server.stop()
+
+
+def serve_gcs() -> None:
+    """gcp-storage-emulator, in memory."""
+    with gcs_server("bench-default") as url:
+        print(f"gcs listening on {url}", flush=True)
+        _wait_forever()
 
 
 class _Pacer:
