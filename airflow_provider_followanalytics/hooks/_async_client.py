@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
-    RELOGIN_STATUSES,
     USER_AGENT,
     parse_retry_after,
     raise_for_callback,
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_followanalytics._api import ConnectionSettings
     from airflow_provider_followanalytics.hooks._sync_client import TokenKeeper
-    from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 
 #: Bodies of "not ready" answers up to this size are read so that their connection can be reused.
 _SMALL_BODY = 64 * 1024
@@ -148,14 +146,14 @@ PROCESS_STATE = ProcessState()
 class AsyncClient:
     """Logins and callback polls of one hook over aiohttp, sharing its ``tokens`` with the sync client.
 
-    Calls take the hook and use its public async methods; the client keeps no reference to it (a
-    cycle would keep a dropped hook's sync session open until the next garbage collection).
+    Like the sync client, it takes the connection settings with each call and holds no reference to
+    the hook (a cycle would keep a dropped hook's sync session open until the next garbage collection).
     """
 
-    def __init__(self, tokens: TokenKeeper, log: logging.Logger | Any) -> None:
+    def __init__(self, tokens: TokenKeeper, log: logging.Logger | Any, state: ProcessState) -> None:
         self._tokens = tokens
         self._log = log
-        self._state = PROCESS_STATE
+        self._state = state  # the process's loops' sessions and shared logins (PROCESS_STATE)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxy: str | None = None  # callback URLs share the base URL's origin
@@ -184,15 +182,14 @@ class AsyncClient:
         timeout = aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout)
         return session.request(proxy=self._proxy, timeout=timeout, allow_redirects=False, **kwargs)
 
-    async def login(self, hook: FollowAnalyticsHook) -> str:
+    async def login(self, settings: ConnectionSettings) -> str:
         """Return the hook's token, logging in (once per account and process) if it holds none."""
         if self._tokens.token is not None:
             return self._tokens.token
-        settings = await hook.aget_settings()
         key = self._state.account_key(settings)
         async with self._state.login_lock(key):
             if key not in self._state.tokens:
-                self._state.tokens[key] = await self._login_request(settings, await hook.aget_session())
+                self._state.tokens[key] = await self._login_request(settings, await self.session(settings))
             return self._tokens.remember(self._state.tokens[key])
 
     async def _login_request(self, settings: ConnectionSettings, session: aiohttp.ClientSession) -> str:
@@ -226,11 +223,10 @@ class AsyncClient:
         secrets = self._tokens.secrets(settings.password)
         return transport_failure(what, exc, tls=tls, base_url=settings.base_url, secrets=secrets)
 
-    async def export_status(self, hook: FollowAnalyticsHook, callback_url: str) -> str:
+    async def export_status(self, settings: ConnectionSettings, callback_url: str) -> str:
         """One poll of the callback URL: ``"ready"`` or ``"pending"`` (see ``aget_export_status``)."""
         import aiohttp
 
-        settings = await hook.aget_settings()
         # A trigger polls one URL hundreds of times: check it once (parsing the URL and its host is a
         # sizeable part of a poll's CPU). No mask_secret() of its token here (see the module docstring):
         # this path only ever logs or raises it redacted; the workers that start and download do mask it.
@@ -238,9 +234,9 @@ class AsyncClient:
         if checked is None or checked[:2] != (callback_url, settings.base_url):
             checked = (callback_url, settings.base_url, validate_callback_url(callback_url, settings.base_url))
             self._checked_callback = checked
-        session = await hook.aget_session()
+        session = await self.session(settings)
         for may_relogin in (True, False):
-            token = await hook.alogin()
+            token = await self.login(settings)
             try:
                 async with self._request(
                     session, settings, method="GET", url=checked[2], headers=request_headers(token)
@@ -259,8 +255,7 @@ class AsyncClient:
                     text = await response.text(errors="replace")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._failure("callback poll", exc, settings) from None
-            if may_relogin and status in RELOGIN_STATUSES:
-                self._tokens.forget(token)
+            if self._tokens.refused(status, token, retried=not may_relogin):
                 key = self._state.account_key(settings)
                 if self._state.tokens.get(key) == token:  # unless another hook already replaced it
                     del self._state.tokens[key]

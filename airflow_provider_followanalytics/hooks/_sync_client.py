@@ -69,6 +69,14 @@ class TokenKeeper:
             if self.token == failed_token:
                 self.token = None
 
+    def refused(self, status: int, token: str | None, *, retried: bool) -> bool:
+        """The one re-login rule of both clients: a 401 or 403 to a request that carried ``token`` forgets
+        it and says to log in again and send the request once more (``retried``: that was done already)."""
+        if retried or token is None or status not in RELOGIN_STATUSES:
+            return False
+        self.forget(token)
+        return True
+
     def secrets(self, password: str | None) -> tuple[str | None, ...]:
         """Values to hide in any text quoted from a server or an HTTP library."""
         return (password, *self.past)
@@ -181,10 +189,9 @@ class SyncClient:
             nonlocal relogged
             token = self.login(settings) if authenticate else None
             response = send(token)
-            if authenticate and not relogged and response.status_code in RELOGIN_STATUSES:
+            if self._tokens.refused(response.status_code, token, retried=relogged):
                 response.close()
                 self._log.info("FollowAnalytics %s answered %d: logging in again once", what, response.status_code)
-                self._tokens.forget(token)
                 relogged = True
                 response = send(self.login(settings))
             if 300 <= response.status_code < 400:

@@ -34,7 +34,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsConfigError,
     FollowAnalyticsExportNotReadyError,
 )
-from airflow_provider_followanalytics.hooks._async_client import AsyncClient, env_proxy_for
+from airflow_provider_followanalytics.hooks._async_client import PROCESS_STATE, AsyncClient, env_proxy_for
 from airflow_provider_followanalytics.hooks._export_reader import download_to_file
 from airflow_provider_followanalytics.hooks._sync_client import ExportStream, SyncClient, TokenKeeper
 
@@ -92,7 +92,7 @@ class FollowAnalyticsHook(BaseHook):
         self._settings: ConnectionSettings | None = None
         self._tokens = TokenKeeper()  # one token for the sync and the async client
         self._sync = SyncClient(self._tokens, self.log)
-        self._async = AsyncClient(self._tokens, self.log)
+        self._async = AsyncClient(self._tokens, self.log, PROCESS_STATE)  # one pool per loop, one login per account
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -360,7 +360,7 @@ class FollowAnalyticsHook(BaseHook):
 
     async def alogin(self) -> str:
         """Log in asynchronously if no token is held, and return the token (once per account and process)."""
-        return await self._async.login(self)
+        return await self._async.login(await self.aget_settings())
 
     async def aget_export_status(self, callback_url: str) -> str:
         """Asynchronous :meth:`get_export_status`: one poll, never reading a 200 body.
@@ -370,7 +370,7 @@ class FollowAnalyticsHook(BaseHook):
         :raises FollowAnalyticsRetryableError: on network errors, timeouts, 429 and 5xx (with
             ``retry_after`` when the server sent one): the caller decides when to poll again.
         """
-        return await self._async.export_status(self, callback_url)
+        return await self._async.export_status(await self.aget_settings(), callback_url)
 
 
 __all__ = ["USER_AGENT", "ExportStream", "FollowAnalyticsHook", "env_proxy_for"]

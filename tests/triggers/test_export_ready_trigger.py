@@ -14,6 +14,7 @@ import pytest
 from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
+from airflow_provider_followanalytics.hooks._async_client import AsyncClient
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 from airflow_provider_followanalytics.triggers.export_ready import POLL_JITTER, ExportReadyTrigger
 from tests.fixtures import EMAIL, PASSWORD, wait_for
@@ -36,16 +37,16 @@ def callback_url(emulator: FollowAnalyticsEmulator) -> str:
 
 @pytest.fixture
 def sessions(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every aiohttp session a hook hands out (a spy: the real method still runs)."""
+    """Every aiohttp session a hook's async client uses, one per request (a spy: the real method runs)."""
     seen: list[Any] = []
-    original = FollowAnalyticsHook.aget_session
+    original = AsyncClient.session
 
-    async def spy(self: FollowAnalyticsHook) -> Any:
-        session = await original(self)
+    async def spy(self: AsyncClient, settings: Any) -> Any:
+        session = await original(self, settings)
         seen.append(session)
         return session
 
-    monkeypatch.setattr(FollowAnalyticsHook, "aget_session", spy)
+    monkeypatch.setattr(AsyncClient, "session", spy)
     return seen
 
 
