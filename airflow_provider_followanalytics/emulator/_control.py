@@ -14,16 +14,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_provider_followanalytics.emulator._faults import Fault
     from airflow_provider_followanalytics.emulator._http import Handler
-    from airflow_provider_followanalytics.emulator._routes import RecordedRequest
-    from airflow_provider_followanalytics.emulator.server import FollowAnalyticsEmulator
+    from airflow_provider_followanalytics.emulator._records import RecordedRequest
 
-__all__ = ["CONFIG_FIELDS", "DOWNLOAD_MODES", "check_setting", "handle_control", "method_not_allowed"]
+__all__ = ["CONFIG_FIELDS", "DOWNLOAD_MODES", "Controlled", "check_setting", "handle_control", "method_not_allowed"]
+
+
+class Controlled(Protocol):
+    """What the control plane calls of ``FollowAnalyticsEmulator``."""
+
+    def state(self) -> dict[str, Any]: ...
+    def issued_secrets(self) -> dict[str, Any]: ...
+    def reset(self) -> None: ...
+    def config(self) -> dict[str, Any]: ...
+    def configure(self, *args: Any, **kwargs: Any) -> None: ...
+    def add_fault(self, *args: Any, **kwargs: Any) -> Fault: ...
+
 
 #: Values of :attr:`FollowAnalyticsEmulator.download_mode`.
 DOWNLOAD_MODES: tuple[str, ...] = ("content-length", "chunked")
@@ -79,7 +91,7 @@ def method_not_allowed(handler: Handler, allowed: str) -> None:
     handler.send_failure(405, "Method not allowed", {"Allow": allowed})
 
 
-def handle_control(emulator: FollowAnalyticsEmulator, handler: Handler, request: RecordedRequest) -> None:
+def handle_control(emulator: Controlled, handler: Handler, request: RecordedRequest) -> None:
     """Answer one ``/_emulator/<action>`` request."""
     action = request.path[len("/_emulator/") :].rstrip("/")
     expected_method = _METHODS.get(action)
@@ -110,7 +122,7 @@ def handle_control(emulator: FollowAnalyticsEmulator, handler: Handler, request:
     handler.send_json(200, {"success": True, "result": result})
 
 
-def _apply(emulator: FollowAnalyticsEmulator, action: str, body: bytes) -> Any:
+def _apply(emulator: Controlled, action: str, body: bytes) -> Any:
     """Apply a ``config`` or ``faults`` POST body; return what the answer reports."""
     payload = json.loads(body.decode("utf-8") or "{}")
     if not isinstance(payload, dict):

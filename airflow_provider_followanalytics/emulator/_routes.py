@@ -11,22 +11,24 @@ import dataclasses
 import json
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
-from airflow_provider_followanalytics.emulator._control import handle_control, method_not_allowed
+from airflow_provider_followanalytics.emulator._control import Controlled, handle_control, method_not_allowed
 from airflow_provider_followanalytics.emulator._faults import apply_fault
 from airflow_provider_followanalytics.emulator._http import NETWORK_ERRORS
 from airflow_provider_followanalytics.emulator._params import is_identifier, validate_export_params
+from airflow_provider_followanalytics.emulator._records import Export, RecordedRequest
 from airflow_provider_followanalytics.emulator._samples import DATA_EXPORTERS
 from airflow_provider_followanalytics.emulator.content import export_chunks
 
 if TYPE_CHECKING:
-    from airflow_provider_followanalytics.emulator._faults import Fault
-    from airflow_provider_followanalytics.emulator._http import Handler
-    from airflow_provider_followanalytics.emulator.server import FollowAnalyticsEmulator
+    import threading
 
-__all__ = ["EXPORT_KIND_OF_ENDPOINT", "ROUTES", "RecordedRequest", "handle"]
+    from airflow_provider_followanalytics.emulator._faults import Fault, FaultQueue
+    from airflow_provider_followanalytics.emulator._http import Handler
+
+__all__ = ["EXPORT_KIND_OF_ENDPOINT", "ROUTES", "EmulatorState", "handle"]
 
 #: Routes a recorded request can belong to.
 ROUTES: tuple[str, ...] = ("login", "export", "callback", "data_exporters", "control", "unknown")
@@ -61,36 +63,36 @@ EXPORT_KIND_OF_ENDPOINT: dict[str, str] = {
 _DATA_EXPORTERS_PATH = re.compile(r"^/api/data_exporters(?:/(?P<ident>[^/]*))?$")
 
 
-@dataclasses.dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the emulator received it.
+class EmulatorState(Controlled, Protocol):
+    """What the routes read and change of ``FollowAnalyticsEmulator`` (under its ``_lock``), and what the
+    control plane calls."""
 
-    Attributes:
-        method: HTTP method.
-        path: the request target without its query string, raw as received (not normalised).
-        query: query parameters (the last value wins for a repeated name).
-        headers: request headers, lower-case names.
-        body: the request body.
-        route: ``login``, ``export``, ``callback``, ``data_exporters``, ``control`` or ``unknown``.
-    """
+    email: str
+    password: str
+    ready_after: int
+    never_ready: bool
+    export_size: int
+    seed: int
+    expire_after_polls: int | None
+    token_max_uses: int | None
+    callback_requires_auth: bool
+    download_mode: str
+    public_url: str | None
+    login_count: int
+    bytes_sent: list[int]
+    issued_tokens: list[str]
+    issued_export_tokens: list[str]
+    user: dict[str, Any]
+    _lock: threading.RLock
+    _faults: FaultQueue
+    _exports: dict[str, Export]
+    _token_uses: dict[str, int]
+    _stopping: threading.Event
 
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    route: str
-
-
-@dataclasses.dataclass
-class Export:
-    """An export started with ``skip_email=true``, reachable through its callback URL's token."""
-
-    token: str
-    file_format: str
-    endpoint: str
-    params: dict[str, str]
-    polls: int = 0
+    @property
+    def url(self) -> str: ...
+    def _record(self, request: RecordedRequest) -> None: ...
+    def _sleep(self, seconds: float) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +124,7 @@ def _classify(raw_path: str) -> tuple[str, str, re.Match[str] | None]:
     return "unknown", "", None
 
 
-def handle(emu: FollowAnalyticsEmulator, handler: Handler, body: bytes) -> None:
+def handle(emu: EmulatorState, handler: Handler, body: bytes) -> None:
     """Record the request, let a pending fault strike, and answer it."""
     raw_path, _, query_string = handler.path.partition("?")
     method = handler.command
@@ -168,7 +170,7 @@ def handle(emu: FollowAnalyticsEmulator, handler: Handler, body: bytes) -> None:
         _export(emu, handler, request, endpoint, match)
 
 
-def _authorize(emu: FollowAnalyticsEmulator, request: RecordedRequest) -> bool:
+def _authorize(emu: EmulatorState, request: RecordedRequest) -> bool:
     """Check ``Authorization: Token <t>`` and count the use against ``token_max_uses``."""
     scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
     token = token.strip()
@@ -183,7 +185,7 @@ def _authorize(emu: FollowAnalyticsEmulator, request: RecordedRequest) -> bool:
         return emu.token_max_uses is None or uses <= emu.token_max_uses
 
 
-def _login(emu: FollowAnalyticsEmulator, handler: Handler, body: bytes) -> None:
+def _login(emu: EmulatorState, handler: Handler, body: bytes) -> None:
     try:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -223,7 +225,7 @@ def _data_exporters(handler: Handler, match: re.Match[str] | None) -> None:
 
 
 def _export(
-    emu: FollowAnalyticsEmulator, handler: Handler, request: RecordedRequest, endpoint: str, match: re.Match[str]
+    emu: EmulatorState, handler: Handler, request: RecordedRequest, endpoint: str, match: re.Match[str]
 ) -> None:
     file_format = (match.group("fmt") or "xls").lower()
     ident = match.groupdict().get("ident")
@@ -251,7 +253,7 @@ def _export(
     handler.send_json(200, {"success": True, "result": result})
 
 
-def _poll(emu: FollowAnalyticsEmulator, token: str) -> tuple[int, _Download | None]:
+def _poll(emu: EmulatorState, token: str) -> tuple[int, _Download | None]:
     """Count a poll of the export ``token``; return its status and, when 200, what to serve."""
     with emu._lock:
         export = emu._exports.get(token)
@@ -266,7 +268,7 @@ def _poll(emu: FollowAnalyticsEmulator, token: str) -> tuple[int, _Download | No
         return 200, _Download(emu.export_size, export.file_format, emu.seed, emu.download_mode == "chunked", kind)
 
 
-def _callback(emu: FollowAnalyticsEmulator, handler: Handler, request: RecordedRequest) -> None:
+def _callback(emu: EmulatorState, handler: Handler, request: RecordedRequest) -> None:
     with emu._lock:
         requires_auth = emu.callback_requires_auth
     if requires_auth and not _authorize(emu, request):
@@ -294,9 +296,7 @@ def _callback(emu: FollowAnalyticsEmulator, handler: Handler, request: RecordedR
         _send_download(emu, handler, download, fault)
 
 
-def _send_download(
-    emu: FollowAnalyticsEmulator, handler: Handler, download: _Download, fault: Fault | None = None
-) -> None:
+def _send_download(emu: EmulatorState, handler: Handler, download: _Download, fault: Fault | None = None) -> None:
     """Stream the export file, or its beginning when a download fault strikes."""
     chunked = download.chunked
     limit: int | None = None

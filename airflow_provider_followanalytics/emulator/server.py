@@ -27,14 +27,15 @@ from airflow_provider_followanalytics.emulator import _routes
 from airflow_provider_followanalytics.emulator._control import CONFIG_FIELDS, DOWNLOAD_MODES, check_setting
 from airflow_provider_followanalytics.emulator._faults import FAULT_KINDS, FAULT_ROUTES, Fault, FaultQueue
 from airflow_provider_followanalytics.emulator._http import Server
+from airflow_provider_followanalytics.emulator._records import RecordedRequest
 from airflow_provider_followanalytics.emulator._routes import _EXPORT_PATHS as _EXPORT_PATHS  # the tests use it
-from airflow_provider_followanalytics.emulator._routes import EXPORT_KIND_OF_ENDPOINT, ROUTES, RecordedRequest
+from airflow_provider_followanalytics.emulator._routes import EXPORT_KIND_OF_ENDPOINT, ROUTES
 from airflow_provider_followanalytics.emulator._samples import make_user
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from airflow_provider_followanalytics.emulator._routes import Export
+    from airflow_provider_followanalytics.emulator._records import Export
 
 __all__ = [
     "CONFIG_FIELDS",

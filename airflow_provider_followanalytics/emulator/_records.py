@@ -1,0 +1,40 @@
+"""What the emulator records and keeps: the requests it received and the exports it started (internal).
+
+The lowest module of the emulator: the routes, the control plane and the server all use these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the emulator received it.
+
+    Attributes:
+        method: HTTP method.
+        path: the request target without its query string, raw as received (not normalised).
+        query: query parameters (the last value wins for a repeated name).
+        headers: request headers, lower-case names.
+        body: the request body.
+        route: ``login``, ``export``, ``callback``, ``data_exporters``, ``control`` or ``unknown``.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    route: str
+
+
+@dataclasses.dataclass
+class Export:
+    """An export started with ``skip_email=true``, reachable through its callback URL's token."""
+
+    token: str
+    file_format: str
+    endpoint: str
+    params: dict[str, str]
+    polls: int = 0
