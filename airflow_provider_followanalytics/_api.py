@@ -12,7 +12,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from airflow_provider_followanalytics import CONN_TYPE, __version__
@@ -27,9 +27,6 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsExportExpiredError,
     FollowAnalyticsRetryableError,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 USER_AGENT = f"airflow-provider-followanalytics/{__version__}"
 DEFAULT_TIMEOUT = 60.0
@@ -90,7 +87,7 @@ def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
         mask(conn.password)
     fields = _ConnectionFields.of(conn)
     del conn  # from here on, no local of this frame shows the password
-    if not fields.login or not fields.has_password:
+    if not fields.login or not fields.password:
         missing = "login (account e-mail)" if not fields.login else "password"
         raise FollowAnalyticsConfigError(
             f"Connection {fields.conn_id!r} has no {missing}; FollowAnalytics needs the account e-mail as "
@@ -112,7 +109,7 @@ def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
             allow_insecure_http=_flag(_extra_value(extra, "allow_insecure_http"), "allow_insecure_http"),
         ),
         email=fields.login,
-        password=fields.password(),
+        password=fields.password,
         timeout=pick("timeout", DEFAULT_TIMEOUT, minimum=0.001),
         max_retries=int(pick("max_retries", DEFAULT_MAX_RETRIES, integer=True)),
         retry_delay=pick("retry_delay", DEFAULT_RETRY_DELAY),
@@ -129,11 +126,7 @@ class _ConnectionFields:
     host: str | None
     port: int | None
     extra: dict[str, Any]
-    password: Callable[[], str] = field(repr=False)  # a closure: no repr, no traceback local shows it
-
-    @property
-    def has_password(self) -> bool:
-        return bool(self.password())
+    password: str = field(repr=False)  # out of repr(), so out of a traceback's rendered locals
 
     @classmethod
     def of(cls, conn: Any) -> _ConnectionFields:
@@ -144,12 +137,8 @@ class _ConnectionFields:
             host=conn.host,
             port=conn.port,
             extra=extra,
-            password=_hold(conn.password or ""),
+            password=conn.password or "",
         )
-
-
-def _hold(secret: str) -> Callable[[], str]:
-    return lambda: secret
 
 
 def request_headers(token: str | None, *, has_body: bool = False) -> dict[str, str]:
