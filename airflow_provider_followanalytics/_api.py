@@ -99,7 +99,7 @@ def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
         value = overrides.get(name)
         if value is None:
             value = _extra_value(extra, name)
-        return parse_number(default if value is None else value, name, integer=integer, minimum=minimum)
+        return parse_number(default if value is None else value, name, integer=integer, minimum=minimum, text=True)
 
     return ConnectionSettings(
         base_url=normalize_base_url(

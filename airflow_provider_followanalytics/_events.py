@@ -25,6 +25,29 @@ from airflow_provider_followanalytics.exceptions import (
 #: short enough that a real outage fails the task (and its retries take over).
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 
+
+class FailureBudget:
+    """Transient failures (network, timeouts, 429, 5xx) in a row that a wait tolerates.
+
+    :param limit: failures in a row after which the wait gives up (``max_consecutive_failures``).
+    :param what: the noun for one attempt in messages (``"check"``, ``"poll"``).
+    """
+
+    def __init__(self, limit: int = DEFAULT_MAX_CONSECUTIVE_FAILURES, what: str = "check") -> None:
+        self.limit, self.what, self.failures = limit, what, 0
+
+    def spend(self, exc: Exception) -> str | None:
+        """Count one failure; return the give-up message once the budget is spent, else None."""
+        self.failures += 1
+        if self.failures < self.limit:
+            return None
+        return f"Gave up after {self.failures} consecutive failed {self.what}s; last: {exc}"
+
+    def restore(self) -> None:
+        """A successful attempt: the next failure counts from one again."""
+        self.failures = 0
+
+
 STATUS_READY = "ready"
 STATUS_ERROR = "error"
 STATUS_TIMEOUT = "timeout"

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="fa-airflow-home-"))
 (_HOME / "dags").mkdir()
@@ -35,18 +32,4 @@ os.environ.update(
 )
 os.environ.pop("AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT", None)
 
-from airflow_provider_followanalytics.hooks._async_client import PROCESS_STATE  # noqa: E402 - after the environment
-
 pytest_plugins = ["tests.fixtures", "tests.storage_fixtures", "tests.lineage.fixtures", "tests.secrets_guard"]
-
-
-@pytest.fixture(autouse=True)
-def _forget_shared_async_logins() -> Iterator[None]:
-    """Each test starts without the async login its predecessors shared.
-
-    Async hooks share one token per account and base URL for the whole process; a later test's
-    emulator can get the same port again, and would then be sent a token it never issued (a 401
-    and a re-login: one request more than the test expects).
-    """
-    yield
-    PROCESS_STATE.reset()

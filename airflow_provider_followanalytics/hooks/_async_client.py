@@ -2,8 +2,9 @@
 
 A triggerer runs thousands of waits in one loop, so every poll is kept cheap. One aiohttp session
 each (own pool and parser, idle 99.9 % of the time) would cost about 20 KiB a wait: the hooks of a
-loop share one (``PROCESS_STATE``), and the waits of one account log in once. Only the pool and the
-token are shared: each request carries its own headers, proxy and timeout, and no cookie is stored.
+loop share one (a :class:`ProcessState` handed to each client), and the waits of one account log
+in once per loop. Only the pool and the token are shared: each request carries its own headers,
+proxy and timeout, and no cookie is stored.
 A callback URL is checked once per hook, and nothing is registered with the secret masker (it
 recompiles its pattern for every new secret). The trigger decides when to poll again, from
 ``FollowAnalyticsRetryableError.retry_after``.
@@ -65,81 +66,79 @@ def _proxy_for(url: str, _environment: tuple[str | None, ...]) -> str | None:
     return urllib.request.getproxies_environment().get(parts.scheme)
 
 
-class _Shared:
-    __slots__ = ("session", "users")
+class _LoopShare:
+    """What the hooks of one event loop share: its aiohttp session and one login per account."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session, self.users = session, 0
+    __slots__ = ("locks", "session", "tokens", "users")
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+        self.users = 0
+        self.tokens: dict[AccountKey, str] = {}
+        self.locks: dict[AccountKey, asyncio.Lock] = {}
 
 
 class ProcessState:
-    """The aiohttp session of each event loop and the async login of each account, for one process.
+    """The aiohttp session and the async logins of each event loop of one process.
 
-    A loop's session is created by its first :meth:`acquire` and closed by the :meth:`release` of its
-    last user; a discarded loop takes its entry with it (weak keys). ``tokens`` maps an account
-    (:meth:`account_key`) to the token its first async login shared. :meth:`reset` forgets the tokens
-    and login locks (tests call it between tests) and leaves each session to the hooks that hold it.
+    Everything is kept per loop (weak keys: a discarded loop takes its share with it), so a loop
+    never sees another loop's session or token: the triggerer's one long-lived loop logs in once per
+    account, and each ``asyncio.run`` (a test, ``dag.test()``) starts from nothing. A loop's session
+    is created by its first :meth:`acquire` and closed by the :meth:`release` of its last user.
     """
 
     def __init__(self) -> None:
-        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Shared] = weakref.WeakKeyDictionary()
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[AccountKey, asyncio.Lock]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self.tokens: dict[AccountKey, str] = {}
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShare] = weakref.WeakKeyDictionary()
+
+    def share(self) -> _LoopShare:
+        """The running loop's share (created on first use)."""
+        loop = asyncio.get_running_loop()
+        share = self._loops.get(loop)
+        if share is None:
+            share = self._loops[loop] = _LoopShare()
+        return share
 
     def acquire(self) -> aiohttp.ClientSession:
         """Return the running loop's session (created on first use); pair with :meth:`release`."""
         import aiohttp
 
-        loop = asyncio.get_running_loop()
-        shared = self._sessions.get(loop)
-        if shared is None or shared.session.closed:
-            shared = self._sessions[loop] = _Shared(
-                aiohttp.ClientSession(
-                    headers={"User-Agent": USER_AGENT},
-                    connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
-                    cookie_jar=aiohttp.DummyCookieJar(),
-                    # No ~/.netrc lookup (a thread hop per request, and it would clash with our
-                    # Authorization header); the async client applies the environment's proxy itself.
-                    trust_env=False,
-                )
+        share = self.share()
+        if share.session is None or share.session.closed:
+            share.session = aiohttp.ClientSession(
+                headers={"User-Agent": USER_AGENT},
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # No ~/.netrc lookup (a thread hop per request, and it would clash with our
+                # Authorization header); the async client applies the environment's proxy itself.
+                trust_env=False,
             )
-        shared.users += 1
-        return shared.session
+            share.users = 0
+        share.users += 1
+        return share.session
 
     async def release(self, session: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop) -> None:
         """Give back a session :meth:`acquire` returned on ``loop``; the last user closes it."""
-        shared = self._sessions.get(loop)
-        if shared is None or shared.session is not session:
+        share = self._loops.get(loop)
+        if share is None or share.session is not session:
             return  # already closed and replaced: nothing of ours to release
-        shared.users -= 1
-        if shared.users <= 0:
-            del self._sessions[loop]  # before the await: a new user meanwhile gets a fresh session
+        share.users -= 1
+        if share.users <= 0:
+            share.session = None  # before the await: a new user meanwhile gets a fresh session
             if not loop.is_closed() and loop is asyncio.get_running_loop():
                 await session.close()
 
     def users(self) -> int:
         """How many hooks hold the running loop's session (0 if it has none)."""
-        shared = self._sessions.get(asyncio.get_running_loop())
-        return 0 if shared is None else shared.users
+        share = self._loops.get(asyncio.get_running_loop())
+        return 0 if share is None or share.session is None else share.users
 
     @staticmethod
     def account_key(settings: ConnectionSettings) -> AccountKey:
         """The key of one account's shared login (a digest of the password, never the password)."""
         return (settings.base_url, settings.email, hashlib.sha256(settings.password.encode()).hexdigest())
 
-    def login_lock(self, key: AccountKey) -> asyncio.Lock:
-        """The running loop's lock for logging in to the account ``key``."""
-        return self._locks.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock())
 
-    def reset(self) -> None:
-        """Forget every shared login and login lock; sessions stay with their users."""
-        self.tokens.clear()
-        self._locks.clear()
-
-
-#: The one instance the hooks use.
+#: The one instance the hooks hand their async clients.
 PROCESS_STATE = ProcessState()
 
 
@@ -153,7 +152,7 @@ class AsyncClient:
     def __init__(self, tokens: TokenKeeper, log: logging.Logger | Any, state: ProcessState) -> None:
         self._tokens = tokens
         self._log = log
-        self._state = state  # the process's loops' sessions and shared logins (PROCESS_STATE)
+        self._state = state  # each loop's shared session and logins
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxy: str | None = None  # callback URLs share the base URL's origin
@@ -183,14 +182,14 @@ class AsyncClient:
         return session.request(proxy=self._proxy, timeout=timeout, allow_redirects=False, **kwargs)
 
     async def login(self, settings: ConnectionSettings) -> str:
-        """Return the hook's token, logging in (once per account and process) if it holds none."""
+        """Return the hook's token, logging in (once per account and loop) if it holds none."""
         if self._tokens.token is not None:
             return self._tokens.token
-        key = self._state.account_key(settings)
-        async with self._state.login_lock(key):
-            if key not in self._state.tokens:
-                self._state.tokens[key] = await self._login_request(settings, await self.session(settings))
-            return self._tokens.remember(self._state.tokens[key])
+        share, key = self._state.share(), self._state.account_key(settings)
+        async with share.locks.setdefault(key, asyncio.Lock()):
+            if key not in share.tokens:
+                share.tokens[key] = await self._login_request(settings, await self.session(settings))
+            return self._tokens.remember(share.tokens[key])
 
     async def _login_request(self, settings: ConnectionSettings, session: aiohttp.ClientSession) -> str:
         import aiohttp
@@ -256,9 +255,10 @@ class AsyncClient:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._failure("callback poll", exc, settings) from None
             if self._tokens.refused(status, token, retried=not may_relogin):
+                tokens = self._state.share().tokens
                 key = self._state.account_key(settings)
-                if self._state.tokens.get(key) == token:  # unless another hook already replaced it
-                    del self._state.tokens[key]
+                if tokens.get(key) == token:  # unless another hook already replaced it
+                    del tokens[key]
                 continue
             raise_for_redirect(CALLBACK_REQUEST, status, headers.get("Location"))
             secrets = self._tokens.secrets(settings.password)

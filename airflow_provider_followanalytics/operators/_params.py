@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_followanalytics._api import FILE_FORMATS, quote_path_segment, validate_endpoint
+from airflow_provider_followanalytics._checks import parse_number
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
 from airflow_provider_followanalytics.operators._windows import UTC, is_blank
 
@@ -182,17 +183,7 @@ def comma_list(
 # ---------------------------------------------------------------------------------- scalars
 def positive_integer(value: Any, name: str) -> int:
     """An integer id given as ``int`` or digit string (``"42"``), >= 1."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        number = int(value.strip())
-    else:
-        raise FollowAnalyticsConfigError(
-            f"{name} must be an integer (or a string of digits), got {value!r} ({type(value).__name__})."
-        )
-    if number < 1:
-        raise FollowAnalyticsConfigError(f"{name} must be a positive integer, got {value!r}.")
-    return number
+    return int(parse_number(value, name, integer=True, minimum=1, text=True, expected="a positive integer id"))
 
 
 def file_format(value: Any) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -15,34 +14,32 @@ from airflow_provider_followanalytics._compat import (
     BaseSensorOperator,
     conf,
 )
-from airflow_provider_followanalytics._events import (
-    DEFAULT_MAX_CONSECUTIVE_FAILURES,
-    STATUS_ERROR,
-    STATUS_READY,
-    check_event,
-    error_for_event,
-)
 from airflow_provider_followanalytics._rendering import MasksCallbackUrl
 from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import (
     ExportLinkExpiredError,
     FollowAnalyticsConfigError,
     FollowAnalyticsError,
-    FollowAnalyticsRetryableError,
+)
+from airflow_provider_followanalytics.triggers._waiting import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    DEFAULT_WAIT_TIMEOUT,
+    FailureBudget,
+    check_export_once,
+    defer_until_ready,
+    resume_from_event,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
 
     from airflow.sdk import Context  # type hints only (Airflow 2 has the same mapping type)
 
     from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 
-#: Default ``timeout``: a daily export that is not ready within a day will not be by the next run.
-DEFAULT_TIMEOUT = 24 * 60 * 60.0
-# Airflow's own deferral timeout is only a safety net (e.g. no triggerer running): the trigger's
-# deadline fires first and gives the clearer message.
-_DEFER_TIMEOUT_GRACE = 60.0
+#: Default ``timeout`` (the one wait timeout of every task that waits for an export).
+DEFAULT_TIMEOUT = DEFAULT_WAIT_TIMEOUT
 
 
 class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
@@ -106,7 +103,7 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         self.poll_interval = float(effective_poll)
         check_failure_budget(max_consecutive_failures)
         self.max_consecutive_failures = max_consecutive_failures
-        self._consecutive_failures = 0
+        self._budget = FailureBudget(max_consecutive_failures)
 
     @cached_property
     def hook(self) -> FollowAnalyticsHook:
@@ -119,7 +116,7 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         """Wait for the export and return its callback URL (see the class docstring)."""
         # Refuse a callback URL on another host before anything is sent; masks its token in logs.
         url = self.hook.check_callback_url(self.callback_url)
-        deadline = time.time() + self.timeout if self.deferrable else None
+        started = time.time()  # the deadline counts from here, the worker's check included
         try:
             if not self.deferrable:
                 self.log.info("Waiting for the FollowAnalytics export at %s (poke mode)", redact_url(url))
@@ -132,56 +129,22 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping (soft_fail=True): {exc}") from exc
             raise
-        from airflow_provider_followanalytics.triggers.export_ready import ExportReadyTrigger
-
-        self.log.info(
-            "Export at %s not ready; deferring to the triggerer (poll every %ss, timeout %ss)",
-            redact_url(url),
-            self.poll_interval,
-            self.timeout,
+        defer_until_ready(
+            self,
+            url,
+            conn_id=self.followanalytics_conn_id,
+            poll_interval=self.poll_interval,
+            timeout=self.timeout,
+            max_consecutive_failures=self.max_consecutive_failures,
+            started=started,
         )
-        self.defer(
-            trigger=ExportReadyTrigger(
-                callback_url=url,
-                followanalytics_conn_id=self.followanalytics_conn_id,
-                poll_interval=self.poll_interval,
-                deadline=deadline,
-                max_consecutive_failures=self.max_consecutive_failures,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + max(_DEFER_TIMEOUT_GRACE, 2 * self.poll_interval)),
-        )
-        raise AssertionError("unreachable: defer() raises")  # pragma: no cover
 
     def poke(self, context: Context) -> bool:
         """Check the export once (poke mode); True when it is ready."""
         return self._check()
 
     def _check(self) -> bool:
-        try:
-            status = self.hook.get_export_status(self.callback_url)
-        except FollowAnalyticsRetryableError as exc:
-            self._consecutive_failures += 1
-            if self._consecutive_failures >= self.max_consecutive_failures:
-                raise FollowAnalyticsRetryableError(
-                    f"Gave up after {self._consecutive_failures} consecutive failed checks; last: {exc}",
-                    http_status=exc.http_status,
-                    server_message=exc.server_message,
-                ) from None
-            self.log.warning(
-                "Export check failed (%d/%d in a row), checking again in %ss: %s",
-                self._consecutive_failures,
-                self.max_consecutive_failures,
-                self.poke_interval,
-                exc,
-            )
-            return False
-        self._consecutive_failures = 0
-        if status == "ready":
-            self.log.info("The FollowAnalytics export is ready")
-            return True
-        self.log.info("The FollowAnalytics export is not ready yet (HTTP 202)")
-        return False
+        return check_export_once(self.hook, self.callback_url, self._budget, self.log, self.poke_interval)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: return the callback URL, or fail with the event's message.
@@ -189,20 +152,15 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         :param event: the trigger's payload, ``{"status": "ready" | "error" | "timeout",
             "callback_url": ..., "message": ..., "reason": ...}``.
         """
-        event = check_event(event, type(self).__name__)
-        status = event["status"]
-        message = redact_url(str(event.get("message") or "no message"))
-        if status == STATUS_READY:
-            url = self.hook.check_callback_url(self.callback_url)  # masks the token in this process too
-            # The event's own message ("The export is ready (after N poll(s)).") is in the log already.
-            self.log.info("The FollowAnalytics export at %s is ready", redact_url(url))
-            return url
-        if status == STATUS_ERROR:
-            raise error_for_event(event, f"Waiting for the FollowAnalytics export failed: {message}")
+        resume_from_event(event, type(self).__name__, self._timed_out)
+        url = self.hook.check_callback_url(self.callback_url)  # masks the token in this process too
+        # The event's own message ("The export is ready (after N poll(s)).") is in the log already.
+        self.log.info("The FollowAnalytics export at %s is ready", redact_url(url))
+        return url
+
+    def _timed_out(self, message: str) -> Exception:
         text = f"ExportReadySensor timed out after {self.timeout}s: {message}"
-        if self.soft_fail:
-            raise AirflowSkipException(text)
-        raise AirflowSensorTimeout(text)
+        return AirflowSkipException(text) if self.soft_fail else AirflowSensorTimeout(text)
 
 
 __all__ = ["ExportLinkExpiredError", "ExportReadySensor"]

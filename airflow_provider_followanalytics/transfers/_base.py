@@ -5,14 +5,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import time
-from datetime import timedelta
 from functools import cached_property
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_followanalytics._checks import check_int, check_seconds
 from airflow_provider_followanalytics._compat import BaseOperator, conf, lineage_uri_object
-from airflow_provider_followanalytics._events import STATUS_ERROR, STATUS_READY, check_event, error_for_event
 from airflow_provider_followanalytics._rendering import MasksCallbackUrl
 from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import (
@@ -22,6 +20,12 @@ from airflow_provider_followanalytics.exceptions import (
 )
 from airflow_provider_followanalytics.hooks._export_reader import stream_export
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+from airflow_provider_followanalytics.triggers._waiting import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    DEFAULT_WAIT_TIMEOUT,
+    defer_until_ready,
+    resume_from_event,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,8 +34,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_followanalytics.hooks._export_reader import ExportReader
 
-#: How long a deferred transfer waits for its export (as ExportReadySensor's default timeout).
-DEFAULT_WAIT_TIMEOUT = 24 * 60 * 60.0
 PACKAGE = "airflow-provider-followanalytics"
 _TYPES_BY_SUFFIX = {".csv": "text/csv; charset=utf-8", ".xls": "application/vnd.ms-excel"}
 _TYPES_BY_MEDIA = {"text/csv": "text/csv; charset=utf-8", "application/vnd.ms-excel": "application/vnd.ms-excel"}
@@ -180,32 +182,25 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         except FollowAnalyticsExportNotReadyError:
             if not self.deferrable:
                 raise
-        from airflow_provider_followanalytics.triggers.export_ready import ExportReadyTrigger
-
-        url = self.hook.check_callback_url(self.callback_url)
-        self.log.info("Export at %s not ready; deferring (poll every %ss)", redact_url(url), self.poll_interval)
-        trigger = ExportReadyTrigger(
-            callback_url=url,
-            followanalytics_conn_id=self.followanalytics_conn_id,
+        defer_until_ready(
+            self,
+            self.hook.check_callback_url(self.callback_url),
+            conn_id=self.followanalytics_conn_id,
             poll_interval=self.poll_interval,
-            deadline=time.time() + self.wait_timeout,
+            timeout=self.wait_timeout,
+            max_consecutive_failures=DEFAULT_MAX_CONSECUTIVE_FAILURES,
         )
-        # Airflow's own timeout is a safety net: the trigger's deadline fires first, with a clearer message.
-        timeout = timedelta(seconds=self.wait_timeout + max(60.0, 2 * self.poll_interval))
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after ExportReadyTrigger fired: stream the export, or fail with the event's message.
 
         :param event: the trigger's payload (``status`` ``ready``, ``error`` or ``timeout``).
         """
-        event = check_event(event, type(self).__name__)
-        message = redact_url(str(event.get("message") or "no message"))
-        if event["status"] == STATUS_READY:
-            return self._transfer()
-        if event["status"] == STATUS_ERROR:
-            raise error_for_event(event, f"Waiting for the FollowAnalytics export failed: {message}")
-        raise FollowAnalyticsError(
+        resume_from_event(event, type(self).__name__, self._waited_too_long)
+        return self._transfer()
+
+    def _waited_too_long(self, message: str) -> Exception:
+        return FollowAnalyticsError(
             f"{type(self).__name__} waited {self.wait_timeout:.0f}s for the export, which is still not ready: "
             f"{message}. Clear the export task to start a new one."
         )

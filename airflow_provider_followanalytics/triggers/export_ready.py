@@ -27,6 +27,7 @@ from airflow_provider_followanalytics._events import (
     STATUS_ERROR,
     STATUS_READY,
     STATUS_TIMEOUT,
+    FailureBudget,
 )
 from airflow_provider_followanalytics._urls import export_token_of, redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import (
@@ -163,7 +164,7 @@ class ExportReadyTrigger(BaseTrigger):
             await hook.aclose()
 
     async def _poll_until_done(self, hook: FollowAnalyticsHook, shown: str) -> dict[str, Any]:
-        failures = 0
+        budget = FailureBudget(self.max_consecutive_failures, "poll")
         polls = 0
         while True:
             remaining = self._remaining()
@@ -181,26 +182,22 @@ class ExportReadyTrigger(BaseTrigger):
                     raise  # not our deadline (the hook turns its own timeouts into RetryableError)
                 return self._timeout_event(polls)
             except FollowAnalyticsRetryableError as exc:
-                failures += 1
-                if failures >= self.max_consecutive_failures:
-                    return self._event(
-                        STATUS_ERROR,
-                        f"Gave up after {failures} consecutive failed polls; last: {exc}",
-                        REASON_UNAVAILABLE,
-                    )
-                delay = self._backoff(failures, exc.retry_after)
+                give_up = budget.spend(exc)
+                if give_up is not None:
+                    return self._event(STATUS_ERROR, give_up, REASON_UNAVAILABLE)
+                delay = self._backoff(budget.failures, exc.retry_after)
                 self.log.warning(
                     "Polling %s failed (%d/%d in a row): %s; next poll in %.2fs",
                     shown,
-                    failures,
-                    self.max_consecutive_failures,
+                    budget.failures,
+                    budget.limit,
                     exc,
                     delay,
                 )
             except FollowAnalyticsError as exc:  # a dead link, a refused login, a bad URL, an odd answer
                 return self._event(STATUS_ERROR, str(exc), _reason_of(exc))
             else:
-                failures = 0
+                budget.restore()
                 if status == "ready":
                     self.log.info("FollowAnalytics export at %s is ready after %d poll(s)", shown, polls)
                     return self._event(STATUS_READY, f"The export is ready (after {polls} poll(s)).")

@@ -89,8 +89,8 @@ BAD_ARGUMENTS = [
     pytest.param(
         SEGMENT, "endpoint", "https://evil.example/{segment_id}/x", "starting with '/'", id="template-other-host"
     ),
-    pytest.param(EVENT, "event_id", "12abc", "event_id must be an integer", id="event-id-text"),
-    pytest.param(EVENT, "event_id", 0, "event_id must be a positive integer", id="event-id-zero"),
+    pytest.param(EVENT, "event_id", "12abc", "event_id='12abc' is not an integer", id="event-id-text"),
+    pytest.param(EVENT, "event_id", 0, "event_id=0 is invalid; expected a positive integer id", id="event-id-zero"),
     pytest.param(GENERIC, "endpoint", "/api/../api/login", "'..' segments", id="endpoint-dot-dot"),
     pytest.param(GENERIC, "endpoint", "api/performance_export", "starting with '/'", id="endpoint-relative"),
     pytest.param(GENERIC, "endpoint", "//evil.example/api/x", "starting with '/'", id="endpoint-network-path"),
@@ -162,7 +162,7 @@ def test_other_identifier_characters_are_percent_encoded_inside_their_path_segme
         ("http://user:secret-in-host@{netloc}", {}, "must not contain credentials"),
         ("{url}/?debug=1", {}, "must not have a query or fragment"),
         ("{url}", {"timeout": "soon"}, "timeout='soon' is not a number"),
-        ("{url}", {"max_retries": -1}, "max_retries=-1 must be >= 0"),
+        ("{url}", {"max_retries": -1}, "max_retries=-1 is invalid; expected an integer >= 0"),
         ("{url}", {"retry_delay": "fast"}, "retry_delay='fast' is not a number"),
     ],
     ids=["ftp", "plain-http-remote", "credentials-in-host", "query-in-host", "timeout", "max-retries", "retry-delay"],

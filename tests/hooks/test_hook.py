@@ -498,6 +498,30 @@ def test_async_hook_survives_a_new_event_loop(emulator: FollowAnalyticsEmulator)
     assert len(emulator.requests_for("callback")) == 3
 
 
+def test_async_logins_are_shared_within_a_loop_not_across_loops(emulator: FollowAnalyticsEmulator) -> None:
+    # The shared login lives with its loop: a later asyncio.run (the next test, whose emulator may get
+    # the same port) starts without it, so no test needs to reset anything.
+    import asyncio
+
+    emulator.never_ready = True
+    url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
+    logins_before = emulator.login_count
+
+    async def two_hooks_poll() -> None:
+        hooks = FollowAnalyticsHook(), FollowAnalyticsHook()
+        try:
+            for hook in hooks:
+                assert await hook.aget_export_status(url) == "pending"
+        finally:
+            for hook in hooks:
+                await hook.aclose()
+
+    asyncio.run(two_hooks_poll())
+    assert emulator.login_count - logins_before == 1  # two hooks, one loop: one login
+    asyncio.run(two_hooks_poll())
+    assert emulator.login_count - logins_before == 2  # a new loop logs in afresh
+
+
 async def test_async_status_relogs_in_on_401_and_raises_expired_on_400(emulator: FollowAnalyticsEmulator) -> None:
     hook = FollowAnalyticsHook()
     emulator.ready_after = 5

@@ -264,7 +264,7 @@ def test_bad_destinations_fail_before_any_request(
         ({"chunk_size": 100_000}, "chunk_size=100000 is invalid"),
         ({"chunk_size": 0}, "chunk_size=0 is invalid"),
         ({"gzip_level": -2}, "gzip_level=-2 is invalid"),
-        ({"download_attempts": "3"}, "download_attempts='3' is invalid"),
+        ({"download_attempts": "3"}, "download_attempts='3' is not an integer"),
     ],
 )
 def test_bad_arguments_are_refused_when_the_dag_is_parsed(kwargs: dict[str, Any], fragment: str) -> None:

@@ -421,7 +421,7 @@ def test_bad_destinations_fail_before_any_request(
     ("kwargs", "fragment"),
     [
         ({"part_size": PART - 1}, "part_size=5242879 is invalid"),
-        ({"part_size": "8MiB"}, "part_size='8MiB' is invalid"),
+        ({"part_size": "8MiB"}, "part_size='8MiB' is not an integer"),
         ({"upload_concurrency": 0}, "upload_concurrency=0 is invalid"),
         ({"gzip_level": 10}, "gzip_level=10 is invalid"),
         ({"download_attempts": 0}, "download_attempts=0 is invalid"),
