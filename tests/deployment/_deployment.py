@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
+from standins.processes import StandInProcess, emulator_command, moto_command, proxy_command
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -56,44 +56,8 @@ def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.2)
         time.sleep(interval)
 
 
-@dataclass
-class Process:
-    """A started process, its own session (so that its children can be signalled with it)."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    output: Path
-
-    def text(self) -> str:
-        return self.output.read_text(errors="replace") if self.output.exists() else ""
-
-    def wait_for_line(self, needle: str, timeout: float) -> str:
-        def found() -> str | None:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.popen.returncode}:\n{self.text()[-3000:]}")
-            return next((line for line in self.text().splitlines() if needle in line), None)
-
-        return str(wait_until(found, timeout, f"{self.name} to print {needle!r}", interval=0.05))
-
-    def kill_group(self, signum: int) -> None:
-        """Signal the process and every child of its session (a killed machine or container)."""
-        try:
-            os.killpg(self.popen.pid, signum)
-        except ProcessLookupError:
-            return
-        if signum == signal.SIGKILL:
-            self.popen.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.kill_group(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill_group(signal.SIGKILL)
-        else:  # the leader is gone; its children may not be
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
+#: A started component or stand-in (output captured to a file, its own session).
+Process = StandInProcess
 
 
 @dataclass
@@ -104,13 +68,7 @@ class Processes:
     started: list[Process] = field(default_factory=list)
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
-        self.captured.mkdir(parents=True, exist_ok=True)
-        output = self.captured / f"{name}-{len(self.started)}.log"
-        with output.open("wb") as sink:
-            popen = subprocess.Popen(
-                argv, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
-            )
-        process = Process(name, popen, output)
+        process = Process(name, argv, self.captured / f"{name}-{len(self.started)}.log", env).start()
         self.started.append(process)
         return process
 
@@ -160,27 +118,10 @@ class StandIns:
 
 
 def start_stand_ins(processes: Processes, email: str, password: str, bytes_per_second: int) -> StandIns:
-    python = sys.executable
-    s3 = processes.start("moto", [python, "-m", "standins.servers", "moto"])
-    s3_url = s3.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
-    emulator = processes.start(
-        "emulator",
-        [
-            python,
-            "-m",
-            "airflow_provider_followanalytics.emulator",
-            "--port",
-            "0",
-            "--email",
-            email,
-            "--password",
-            password,
-        ],
-    )
-    emulator_url = emulator.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
+    s3_url = processes.start("moto", moto_command()).wait_for_url(60)
+    emulator_url = processes.start("emulator", emulator_command(email, password)).wait_for_url(60)
     # Downloads at WAN speed, so that a test can kill a task in the middle of one.
-    proxy = processes.start("proxy", [python, "-m", "standins.servers", "proxy", emulator_url, str(bytes_per_second)])
-    api_url = proxy.wait_for_line("listening on", 60).rsplit(" ", 1)[-1]
+    api_url = processes.start("proxy", proxy_command(emulator_url, bytes_per_second)).wait_for_url(60)
     # Callback URLs must name the proxy: the hook only polls its connection's host.
     _http("POST", f"{emulator_url}/_emulator/config", {"public_url": api_url})
     return StandIns(emulator_url, api_url, s3_url)

@@ -7,6 +7,7 @@ TLS ClientHello with an HTTP error page, which the client reports as WRONG_VERSI
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 from typing import Any
@@ -143,6 +144,35 @@ def test_bad_scheme_extras_are_refused_before_any_request(
     set_connection("fa_bad", conn_type="followanalytics", login=EMAIL, password=PASSWORD, host=host, extra=extra)
     with pytest.raises(FollowAnalyticsConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         FollowAnalyticsHook("fa_bad").settings  # noqa: B018 - resolving the connection is the check
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"timeout": "nan"}, "timeout='nan' is not a number (str given)"),
+        ({"timeout": float("inf")}, "timeout=inf is not a number (float given)"),
+        ({"timeout": "4_2"}, "timeout='4_2' is not a number (str given)"),
+        ({"timeout": True}, "timeout=True is not a number (bool given)"),
+        ({"max_retries": 2.5}, "max_retries=2.5 is not an integer (float given)"),
+        ({"max_retries": "-1"}, "max_retries='-1' is invalid; expected an integer >= 0"),
+    ],
+)
+def test_number_extras_are_read_by_the_one_parser(set_connection: Any, extra: dict[str, Any], message: str) -> None:
+    set_connection(
+        "fa_numbers", conn_type="followanalytics", login=EMAIL, password=PASSWORD, host="127.0.0.1", extra=extra
+    )
+    with pytest.raises(FollowAnalyticsConfigError, match=re.escape(message)):
+        FollowAnalyticsHook("fa_numbers").settings  # noqa: B018 - resolving the connection is the check
+
+
+def test_number_extras_arrive_as_text_from_uris_and_forms(set_connection: Any) -> None:
+    extra = {"timeout": " 30 ", "max_retries": "3", "retry_delay": "0.5"}
+    set_connection(
+        "fa_text", conn_type="followanalytics", login=EMAIL, password=PASSWORD, host="127.0.0.1", extra=extra
+    )
+    settings = FollowAnalyticsHook("fa_text").settings
+    assert (settings.timeout, settings.max_retries, settings.retry_delay) == (30.0, 3, 0.5)
+    assert isinstance(settings.max_retries, int)
 
 
 def _non_loopback_address() -> str | None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +10,7 @@ import pytest
 
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+from standins.processes import StandInProcess, moto_command
 
 MiB = 1 << 20
 SEGMENT_EXPORT = "/segments/FASEGMT_abcd12/devices_export"
@@ -41,36 +39,8 @@ def sha256_of_chunks(chunks: Any) -> tuple[str, int]:
 
 
 @pytest.fixture(scope="session")
-def moto_process() -> Iterator[str]:
+def moto_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server in a child process, so that its memory is not the test process's memory."""
-    code = (
-        "import sys\n"
-        "from moto.server import ThreadedMotoServer\n"
-        "server = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)\n"
-        "server.start()\n"
-        "host, port = server.get_host_and_port()\n"
-        "print(f'http://{host}:{port}', flush=True)\n"
-        "sys.stdin.read()\n"  # serve until the parent closes our stdin
-        "server.stop()\n"
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=os.environ.copy(),
-    )
-    assert child.stdout is not None
-    assert child.stdin is not None
-    url = child.stdout.readline().strip()
-    assert url.startswith("http://"), f"moto child process did not start: {url!r}"
-    try:
-        yield url
-    finally:
-        child.stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    output = tmp_path_factory.mktemp("moto-process") / "moto.log"
+    with StandInProcess("moto", moto_command(), output) as moto:
+        yield moto.url
