@@ -1,37 +1,27 @@
-"""FollowAnalyticsHook against the emulator, over real sockets."""
+"""FollowAnalyticsHook against the emulator, over real sockets: login, connections, retries, errors and secrets."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
-from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator, expected_export_sha256
+from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAPIError,
     FollowAnalyticsAuthError,
     FollowAnalyticsConfigError,
     FollowAnalyticsDownloadError,
     FollowAnalyticsError,
-    FollowAnalyticsExportExpiredError,
-    FollowAnalyticsExportNotReadyError,
     FollowAnalyticsRetryableError,
 )
 from airflow_provider_followanalytics.hooks.followanalytics import USER_AGENT, FollowAnalyticsHook
-from tests.fixtures import EMAIL, PASSWORD, wait_for
+from tests.fixtures import EMAIL, PASSWORD
 
 pytestmark = pytest.mark.usefixtures("fa_conn")
-
-
-@pytest.fixture
-def hook() -> FollowAnalyticsHook:
-    return FollowAnalyticsHook(retry_delay=0.01)
 
 
 def test_login_sends_json_and_reuses_one_token(hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator) -> None:
@@ -230,106 +220,6 @@ def test_bad_endpoints_are_refused_before_any_request(
     assert emulator.requests == []
 
 
-def test_start_export_and_poll_until_ready(hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator) -> None:
-    emulator.ready_after = 2
-    emulator.export_size = 256 * 1024 * 1024
-    url = hook.start_export("/api/apps/FAAPPLI_1/devices_export", {"fields": "device_id", "x": None})
-    assert url.startswith(f"{emulator.url}/api/exports/download_url?export_token=")
-    (export,) = emulator.requests_for("export")
-    assert export.path == "/api/apps/FAAPPLI_1/devices_export.csv"
-    assert export.query == {"fields": "device_id", "skip_email": "true"}
-    assert [hook.get_export_status(url) for _ in range(3)] == ["pending", "pending", "ready"]
-    wait_for(lambda: emulator.bytes_sent, message="the download response to end")
-    assert emulator.bytes_sent[-1] < 32 * 1024 * 1024  # the 256 MiB body was not read
-
-
-def test_start_export_email_mode_returns_message(hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator) -> None:
-    message = hook.start_export("/api/apps/FAAPPLI_1/devices_export", {}, file_format="xls", skip_email=False)
-    assert "will be sent to the email" in message
-    (export,) = emulator.requests_for("export")
-    assert export.path.endswith("devices_export.xls")
-    assert export.query["skip_email"] == "false"
-
-
-def test_start_export_without_callback_is_an_error(
-    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator
-) -> None:
-    emulator.add_fault("export", kind="json", body='{"success": true, "result": {"status": "ok"}}')
-    with pytest.raises(FollowAnalyticsAPIError, match="without a callback URL"):
-        hook.start_export("/api/apps/FAAPPLI_1/devices_export", {})
-
-
-def test_start_export_rejects_foreign_callback(hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator) -> None:
-    emulator.public_url = "https://evil.example.com"
-    with pytest.raises(FollowAnalyticsConfigError, match="not on the connection's host"):
-        hook.start_export("/api/apps/FAAPPLI_1/devices_export", {})
-
-
-@pytest.mark.parametrize("fmt", ["json", "CSV", ""])
-def test_start_export_rejects_unknown_format(
-    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator, fmt: str
-) -> None:
-    with pytest.raises(FollowAnalyticsConfigError, match=f"file_format={fmt!r}"):
-        hook.start_export("/api/apps/FAAPPLI_1/devices_export", {}, file_format=fmt)
-    assert emulator.requests == []
-
-
-def test_callback_400_raises_expired(hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator) -> None:
-    url = f"{emulator.url}/api/exports/download_url?export_token=unknown-token"
-    with pytest.raises(FollowAnalyticsExportExpiredError, match="HTTP 400.*expired"):
-        hook.get_export_status(url)
-    assert len(emulator.requests_for("callback")) == 1
-
-
-@pytest.mark.parametrize("mode", ["content-length", "chunked"])
-@pytest.mark.parametrize("fmt", ["csv", "xls"])
-def test_download_export_is_byte_exact(
-    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator, mode: str, fmt: str
-) -> None:
-    emulator.download_mode = mode
-    emulator.export_size = 3 * 1024 * 1024 + 17
-    url = hook.start_export("/api/apps/FAAPPLI_1/events_export", {}, file_format=fmt)
-    sink = io.BytesIO()
-    written = hook.download_export(url, sink, chunk_size=256 * 1024)
-    assert written == emulator.export_size
-    assert hashlib.sha256(sink.getvalue()).hexdigest() == expected_export_sha256(
-        emulator.export_size, fmt, kind="events"
-    )
-
-
-@pytest.mark.parametrize("kind", ["truncate", "chunked_cut", "reset"])
-def test_broken_download_is_restarted_from_zero(
-    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator, kind: str
-) -> None:
-    emulator.export_size = 512 * 1024
-    if kind == "chunked_cut":
-        emulator.download_mode = "chunked"
-    url = hook.start_export("/api/apps/FAAPPLI_1/events_export", {})
-    emulator.add_fault("download", kind=kind, after_bytes=100_000, count=1)
-    sink = io.BytesIO()
-    assert hook.download_export(url, sink) == emulator.export_size
-    assert hashlib.sha256(sink.getvalue()).hexdigest() == expected_export_sha256(
-        emulator.export_size, "csv", kind="events"
-    )
-
-
-def test_truncated_download_fails_when_attempts_run_out(
-    hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator
-) -> None:
-    emulator.export_size = 512 * 1024
-    url = hook.start_export("/api/apps/FAAPPLI_1/events_export", {})
-    emulator.add_fault("download", kind="truncate", after_bytes=1000, count=5)
-    with pytest.raises(FollowAnalyticsDownloadError, match="broke off|truncated"):
-        hook.download_export(url, io.BytesIO(), max_attempts=2)
-
-
-def test_download_of_pending_export_says_to_wait(hook: FollowAnalyticsHook, emulator: FollowAnalyticsEmulator) -> None:
-    emulator.never_ready = True
-    url = hook.start_export("/api/apps/FAAPPLI_1/events_export", {})
-    with pytest.raises(FollowAnalyticsExportNotReadyError, match="ExportReadySensor"):
-        hook.download_export(url, io.BytesIO())
-
-
 def test_test_connection(hook: FollowAnalyticsHook, set_connection, emulator: FollowAnalyticsEmulator) -> None:
     ok, message = hook.test_connection()
     assert ok, message
@@ -365,181 +255,6 @@ def test_secrets_never_reach_logs_or_errors(
     text = task_log.text + str(err.value)
     for secret in [PASSWORD, token, *emulator.issued_tokens, *keys]:
         assert secret not in text
-
-
-async def test_async_status_polls_with_one_session(emulator: FollowAnalyticsEmulator) -> None:
-    hook = FollowAnalyticsHook()
-    emulator.ready_after = 2
-    url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
-    emulator.export_size = 256 * 1024 * 1024
-    try:
-        states = [await hook.aget_export_status(url) for _ in range(3)]
-        session = await hook.aget_session()
-        assert session is await hook.aget_session()
-    finally:
-        await hook.aclose()
-    assert states == ["pending", "pending", "ready"]
-    wait_for(lambda: emulator.bytes_sent, message="the download response to end")
-    # Only what loopback socket buffers absorbed before the client closed: not the 256 MiB body.
-    assert emulator.bytes_sent[-1] < 32 * 1024 * 1024
-
-
-async def test_async_hooks_of_one_loop_share_one_session_until_the_last_closes(
-    emulator: FollowAnalyticsEmulator,
-) -> None:
-    from aiohttp import DummyCookieJar
-
-    from airflow_provider_followanalytics.hooks._async_client import PROCESS_STATE
-
-    emulator.never_ready = True
-    url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
-    wait_for(lambda: emulator.open_connections() == 0, message="the export's connection to close")
-    first, second = FollowAnalyticsHook(), FollowAnalyticsHook()
-    assert await first.aget_export_status(url) == "pending"
-    assert await second.aget_export_status(url) == "pending"
-    session = await first.aget_session()
-    assert session is await second.aget_session()
-    assert PROCESS_STATE.users() == 2
-    # Shared across accounts, so it must never carry one account's cookies into another's requests.
-    assert isinstance(session.cookie_jar, DummyCookieJar)
-    # Polls one after the other went over one pooled keep-alive connection, not one per hook.
-    assert emulator.open_connections() == 1
-
-    await first.aclose()
-    assert not session.closed  # the second hook still uses it
-    assert await second.aget_export_status(url) == "pending"
-    await second.aclose()
-    assert session.closed
-    assert PROCESS_STATE.users() == 0
-    wait_for(lambda: emulator.open_connections() == 0, message="the pooled connection to close")
-
-
-class _HeadersThenBodyServer(ThreadingHTTPServer):
-    """Answers login, then 202 to every poll with the headers and the body in two TCP writes."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _HeadersThenBodyHandler)
-        self.connections = 0
-
-
-class _HeadersThenBodyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _HeadersThenBodyServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.connections += 1  # one handler per TCP connection
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _answer(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.flush()
-        time.sleep(0.02)  # the client has the headers well before the body, as over a real network
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self._answer(200, {"success": True, "result": {"auth_token": "split-token"}})
-
-    def do_GET(self) -> None:
-        self._answer(202, {"success": True, "result": "Export not ready yet"})
-
-
-async def test_async_polls_keep_one_connection_when_the_body_trails_the_headers(set_connection: Any) -> None:
-    # An unread 202 body makes aiohttp close the connection: every poll would then open a new one.
-    import threading
-
-    server = _HeadersThenBodyServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    set_connection("fa_split", conn_type="followanalytics", login=EMAIL, password=PASSWORD, host=base)
-    hook = FollowAnalyticsHook("fa_split")
-    try:
-        url = f"{base}/api/exports/download_url?export_token=t"
-        assert [await hook.aget_export_status(url) for _ in range(5)] == ["pending"] * 5
-    finally:
-        await hook.aclose()
-        server.shutdown()
-        server.server_close()
-    assert server.connections == 1  # the login and the five polls all went over one connection
-
-
-def test_async_hook_survives_a_new_event_loop(emulator: FollowAnalyticsEmulator) -> None:
-    # asyncio.run() twice with one hook (a script, a test): each loop gets its own session.
-    import asyncio
-
-    emulator.never_ready = True
-    url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
-    hook = FollowAnalyticsHook()
-
-    async def poll_then_close() -> tuple[str, Any]:
-        try:
-            return await hook.aget_export_status(url), await hook.aget_session()
-        finally:
-            await hook.aclose()
-
-    first_status, first_session = asyncio.run(poll_then_close())
-    # Forgetting aclose() leaves that loop's session behind but must not break the next loop.
-    assert asyncio.run(hook.aget_export_status(url)) == "pending"
-    second_status, second_session = asyncio.run(poll_then_close())
-
-    assert (first_status, second_status) == ("pending", "pending")
-    assert first_session is not second_session
-    assert first_session.closed
-    assert second_session.closed
-    assert len(emulator.requests_for("callback")) == 3
-
-
-def test_async_logins_are_shared_within_a_loop_not_across_loops(emulator: FollowAnalyticsEmulator) -> None:
-    # The shared login lives with its loop: a later asyncio.run (the next test, whose emulator may get
-    # the same port) starts without it, so no test needs to reset anything.
-    import asyncio
-
-    emulator.never_ready = True
-    url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
-    logins_before = emulator.login_count
-
-    async def two_hooks_poll() -> None:
-        hooks = FollowAnalyticsHook(), FollowAnalyticsHook()
-        try:
-            for hook in hooks:
-                assert await hook.aget_export_status(url) == "pending"
-        finally:
-            for hook in hooks:
-                await hook.aclose()
-
-    asyncio.run(two_hooks_poll())
-    assert emulator.login_count - logins_before == 1  # two hooks, one loop: one login
-    asyncio.run(two_hooks_poll())
-    assert emulator.login_count - logins_before == 2  # a new loop logs in afresh
-
-
-async def test_async_status_relogs_in_on_401_and_raises_expired_on_400(emulator: FollowAnalyticsEmulator) -> None:
-    hook = FollowAnalyticsHook()
-    emulator.ready_after = 5
-    url = FollowAnalyticsHook().start_export("/api/apps/FAAPPLI_1/events_export", {})
-    emulator.token_max_uses = 1
-    logins_before = emulator.login_count  # the other hook's login for start_export
-    try:
-        assert await hook.aget_export_status(url) == "pending"
-        assert await hook.aget_export_status(url) == "pending"
-        assert emulator.login_count - logins_before == 2  # this hook's logins
-        with pytest.raises(FollowAnalyticsExportExpiredError):
-            await hook.aget_export_status(url.replace("export_token=", "export_token=x"))
-        emulator.add_fault("callback", kind="status", status=429, retry_after=7)
-        with pytest.raises(FollowAnalyticsRetryableError) as err:
-            await hook.aget_export_status(url)
-        assert err.value.retry_after == 7
-    finally:
-        await hook.aclose()
 
 
 def test_environment_proxy_applies_to_the_api_but_never_netrc(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
