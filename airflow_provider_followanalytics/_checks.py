@@ -9,6 +9,7 @@ extras from URIs and forms, ids rendered by templates), and then only plain ASCI
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from typing import Any
@@ -93,3 +94,15 @@ def parse_flag(value: Any, name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise FollowAnalyticsConfigError(f"{name}={value!r} must be true or false ({type(value).__name__} given).")
+
+
+def require_provider(operator: str, module: str, requirement: str) -> None:
+    """Fail at DAG parse time when ``module`` is not installed (``find_spec`` imports no cloud SDK)."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        found = False
+    if not found:
+        raise FollowAnalyticsConfigError(
+            f"{operator} needs {module}, which is not installed: pip install '{requirement}'"
+        )

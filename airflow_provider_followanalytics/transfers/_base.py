@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import time
 from functools import cached_property
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_followanalytics._checks import check_int, check_seconds
+from airflow_provider_followanalytics._checks import check_int, check_seconds, require_provider
 from airflow_provider_followanalytics._compat import BaseOperator, conf, lineage_uri_object
 from airflow_provider_followanalytics._rendering import MasksCallbackUrl
 from airflow_provider_followanalytics._urls import redact_url
@@ -17,6 +15,11 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsConfigError,
     FollowAnalyticsError,
     FollowAnalyticsExportNotReadyError,
+)
+from airflow_provider_followanalytics.hooks._destination import (
+    PACKAGE,
+    check_stored_size,
+    static_value,
 )
 from airflow_provider_followanalytics.hooks._export_reader import stream_export
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
@@ -34,39 +37,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_followanalytics.hooks._export_reader import ExportReader
 
-PACKAGE = "airflow-provider-followanalytics"
-_TYPES_BY_SUFFIX = {".csv": "text/csv; charset=utf-8", ".xls": "application/vnd.ms-excel"}
-_TYPES_BY_MEDIA = {"text/csv": "text/csv; charset=utf-8", "application/vnd.ms-excel": "application/vnd.ms-excel"}
-
-
-def content_type_for(server_content_type: str, object_name: str, gzip: bool) -> str:
-    """The object's Content-Type: gzip, else the export's own (CSV is UTF-8), else by the name's suffix."""
-    if gzip:
-        return "application/gzip"
-    by_media = _TYPES_BY_MEDIA.get(server_content_type.split(";", 1)[0].strip().lower())
-    by_suffix = _TYPES_BY_SUFFIX.get(PurePosixPath(object_name).suffix.lower())
-    return by_media or by_suffix or server_content_type.strip() or "application/octet-stream"
-
-
-def require_provider(operator: str, module: str, requirement: str) -> None:
-    """Fail at DAG parse time when ``module`` is not installed (``find_spec`` imports no cloud SDK)."""
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        found = False
-    if not found:
-        raise FollowAnalyticsConfigError(
-            f"{operator} needs {module}, which is not installed: pip install '{requirement}'"
-        )
-
-
-def already_exists(uri: str, templated: str) -> FollowAnalyticsError:
-    """The error of a destination that exists while ``replace=False`` (raised before any download)."""
-    return FollowAnalyticsError(
-        f"{uri} already exists and replace=False; nothing was downloaded. Set replace=True to overwrite it, "
-        f"or template the {templated} (e.g. with {{{{ ds }}}}) to write one object per run."
-    )
-
 
 def static_uri(scheme: str, parse: Any, *values: object) -> str | None:
     """``scheme://bucket/key`` when ``parse(*values)`` names it at DAG parse time (no Jinja, valid), else None."""
@@ -76,11 +46,6 @@ def static_uri(scheme: str, parse: Any, *values: object) -> str | None:
         return f"{scheme}://" + "/".join(parse(*values))
     except FollowAnalyticsConfigError:
         return None
-
-
-def static_value(value: object) -> str | None:
-    """``value`` when it is a string known at DAG parse time (no Jinja), else None."""
-    return value if isinstance(value, str) and "{{" not in value and "{%" not in value else None
 
 
 class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
@@ -153,11 +118,7 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
 
     def check_stored_size(self, uri: str, stored: int | None, sent: int, delete: Any) -> None:
         """Fail (after ``delete()``) if the store holds another size than what was sent."""
-        if stored is not None and stored != sent:
-            delete()
-            raise FollowAnalyticsError(
-                f"{uri} holds {stored} bytes after the upload but {sent} were sent; it was deleted."
-            )
+        check_stored_size(uri, stored, sent, delete)
 
     @cached_property
     def hook(self) -> FollowAnalyticsHook:

@@ -7,13 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
+from airflow_provider_followanalytics.hooks._destination import PACKAGE, content_type_for
 from airflow_provider_followanalytics.hooks._export_reader import MiB
-from airflow_provider_followanalytics.transfers._base import (
-    PACKAGE,
-    FollowAnalyticsTransferOperator,
-    content_type_for,
-    static_uri,
-)
+from airflow_provider_followanalytics.transfers._base import FollowAnalyticsTransferOperator, static_uri
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

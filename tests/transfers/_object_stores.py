@@ -31,6 +31,10 @@ class Store:
     def put(self, name: str, data: bytes) -> None:
         raise NotImplementedError
 
+    def content_type(self, name: str) -> str | None:
+        """The Content-Type the store keeps for the object (None: the store keeps none)."""
+        return None
+
     def leftovers(self) -> list[str]:
         """Everything in the store's test area: objects, temporary files, pending uploads."""
         raise NotImplementedError
@@ -76,6 +80,9 @@ class GCSStore(Store):
     def put(self, name: str, data: bytes) -> None:
         self.bucket.blob(name).upload_from_string(data)
 
+    def content_type(self, name: str) -> str | None:
+        return str(self.bucket.get_blob(name).content_type)
+
     def leftovers(self) -> list[str]:
         return sorted(blob.name for blob in self.bucket.client.list_blobs(self.bucket.name))
 
@@ -97,6 +104,9 @@ class S3Store(Store):
 
     def put(self, name: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+
+    def content_type(self, name: str) -> str | None:
+        return str(self.client.head_object(Bucket=self.bucket, Key=name)["ContentType"])
 
     def leftovers(self) -> list[str]:
         keys = [item["Key"] for item in self.client.list_objects_v2(Bucket=self.bucket).get("Contents", [])]
@@ -125,6 +135,9 @@ class AzureStore(Store):
 
     def put(self, name: str, data: bytes) -> None:
         self.container.upload_blob(name, data, overwrite=True)
+
+    def content_type(self, name: str) -> str | None:
+        return str(self.container.get_blob_client(name).get_blob_properties().content_settings.content_type)
 
     def leftovers(self) -> list[str]:
         return sorted(self.container.list_blob_names())

@@ -19,9 +19,9 @@ from airflow_provider_followanalytics.emulator import (
     expected_export_sha256,
 )
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsDownloadError
+from airflow_provider_followanalytics.hooks._destination import content_type_for
 from airflow_provider_followanalytics.hooks._export_reader import ExportReader, stream_export
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
-from airflow_provider_followanalytics.transfers._base import content_type_for
 from airflow_provider_followanalytics.transfers.followanalytics_to_s3 import part_size_for
 from tests.transfers.conftest import MiB, sha256_of_chunks
 

@@ -86,6 +86,20 @@ def test_round_trip_is_byte_exact(
     assert sha256_of_chunks([data]) == (expected_export_sha256(size, file_format), size)
     assert store.leftovers() == [name]  # no temporary file, no pending upload
     assert len(emulator.requests_for("callback")) == 1
+    expected_type = {"csv": "text/csv; charset=utf-8", "xls": "application/vnd.ms-excel"}[file_format]
+    if not (store.name == "s3" and size == 0):  # s3fs writes an empty object with touch(), which sends no type
+        assert store.content_type(name) in (None, expected_type)  # None: a local file keeps no type
+        assert (store.content_type(name) is None) == (store.name == "file")
+
+
+def test_content_type_is_kept_as_given_and_gzip_says_so(start_export: Callable[..., str], store: Store) -> None:
+    _operator(store.url("devices.txt"), start_export("csv", 1000), content_type="text/plain").execute({})
+    _operator(store.url("devices.csv.gz"), start_export("csv", 1000), gzip=True).execute({})
+    if store.name == "file":
+        assert store.content_type("devices.txt") is None
+    else:
+        assert store.content_type("devices.txt") == "text/plain"
+        assert store.content_type("devices.csv.gz") == "application/gzip"
 
 
 def test_gzip_gunzips_to_the_export(start_export: Callable[..., str], store: Store) -> None:

@@ -171,7 +171,11 @@ def read_only_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         boto3.client("s3", **admin).create_bucket(Bucket="read-only-bucket")
         iam = boto3.client("iam", **admin)
         iam.create_user(UserName="reader")
-        reader_policy = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket*"], "Resource": "*"}
+        reader_policy = {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:ListBucket*", "s3:GetBucketLocation"],
+            "Resource": "*",
+        }
         policy = {"Version": "2012-10-17", "Statement": [reader_policy]}
         iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(policy))
         key = iam.create_access_key(UserName="reader")["AccessKey"]
@@ -199,3 +203,32 @@ def test_a_bucket_the_connection_cannot_write_fails_before_any_download(
         assert fragment in message, message
     assert read_only_s3["password"] not in message
     assert emulator.requests_for("callback") == []  # the export link is untouched, still valid for a retry
+
+
+def test_an_object_store_the_connection_cannot_write_fails_before_any_download(
+    emulator: FollowAnalyticsEmulator,
+    start_export: Callable[..., str],
+    set_connection: Any,
+    read_only_s3: dict[str, str],
+    object_store_cache: dict[str, Any],
+) -> None:
+    from airflow_provider_followanalytics.transfers.followanalytics_to_object_storage import (
+        FollowAnalyticsToObjectStorageOperator,
+    )
+
+    extra = {"endpoint_url": read_only_s3["endpoint_url"], "region_name": "us-east-1"}
+    set_connection(
+        "aws_reader", conn_type="aws", login=read_only_s3["login"], password=read_only_s3["password"], extra=extra
+    )
+    url = start_export("csv", 1000)
+    operator = FollowAnalyticsToObjectStorageOperator(
+        task_id="to_store", callback_url=url, destination="s3://aws_reader@read-only-bucket/d.csv"
+    )
+    with pytest.raises(
+        FollowAnalyticsError, match="This connection may not write s3://read-only-bucket/d.csv"
+    ) as failure:
+        operator.execute({})
+
+    assert "PermissionError: Access Denied" in str(failure.value)
+    assert read_only_s3["password"] not in str(failure.value)
+    assert emulator.requests_for("callback") == []  # checked before the download: the link is untouched
