@@ -171,6 +171,44 @@ def stream_export(
     raise FollowAnalyticsConfigError(f"download attempts must be >= 1, got {attempts}")
 
 
+def transfer_export(
+    hook: ExportSource,
+    callback_url: str,
+    uri: str,
+    write: Callable[[ExportReader], str],
+    *,
+    attempts: int,
+    log: logging.Logger | Any,
+    gzip_level: int | None = None,
+) -> ExportReader:
+    """:func:`stream_export` into ``write`` (which publishes ``uri`` whole or not at all), with its log lines.
+
+    :param callback_url: the checked callback URL (only its redacted form is logged).
+    :param write: sends every byte of the reader; returns a note for the log.
+    :return: the reader, for its byte counts.
+    """
+    from airflow_provider_followanalytics._urls import redact_url
+
+    if gzip_level is not None and not uri.endswith(".gz"):
+        log.warning("gzip=True but %s does not end with '.gz'; most readers detect gzip by that suffix.", uri)
+    log.info("Streaming FollowAnalytics export %s to %s", redact_url(callback_url), uri)
+    started = time.monotonic()
+    reader, note = stream_export(
+        hook, callback_url, lambda reader: (reader, write(reader)), attempts=attempts, log=log, gzip_level=gzip_level
+    )
+    seconds = time.monotonic() - started
+    log.info(
+        "Uploaded %d bytes to %s (%d bytes downloaded, %s) in %.1fs (%.1f MiB/s)",
+        reader.bytes_out,
+        uri,
+        reader.bytes_downloaded,
+        note,
+        seconds,
+        reader.bytes_downloaded / (1 << 20) / max(seconds, 1e-6),
+    )
+    return reader
+
+
 def download_to_file(
     hook: ExportSource,
     callback_url: str,

@@ -25,6 +25,8 @@ APP = "FAAPPLI_123456789"
 SEGMENT = "FASEGMT_abcd12"
 #: The arguments of every export operator besides its own (``endpoint`` has its own default per class).
 COMMON_FIELDS = ("endpoint", "file_format", "skip_email", "followanalytics_conn_id")
+#: The templated arguments of the one-task form (``destination=``), every export's.
+ONE_TASK_FIELDS = ("destination", "destination_conn_id")
 
 Interval = tuple[Any, Any] | None  # the run's data interval; None at parse or without one
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_followanalytics._checks import check_int, check_seconds, require_provider
 from airflow_provider_followanalytics._compat import BaseOperator, conf, lineage_uri_object
 from airflow_provider_followanalytics._rendering import MasksCallbackUrl
-from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsConfigError,
     FollowAnalyticsError,
@@ -21,7 +19,7 @@ from airflow_provider_followanalytics.hooks._destination import (
     check_stored_size,
     static_value,
 )
-from airflow_provider_followanalytics.hooks._export_reader import stream_export
+from airflow_provider_followanalytics.hooks._export_reader import transfer_export
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 from airflow_provider_followanalytics.triggers._waiting import (
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
@@ -171,27 +169,14 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
             self.store_hook_class  # noqa: B018 - a missing provider says what to install, before anything else
         callback_url = self.hook.check_callback_url(self.callback_url)  # before any request; masks the token
         uri = self.prepare()
-        if self.gzip and not uri.endswith(".gz"):
-            self.log.warning("gzip=True but %s does not end with '.gz'; most readers detect gzip by that suffix.", uri)
-        self.log.info("Streaming FollowAnalytics export %s to %s", redact_url(callback_url), uri)
-        started = time.monotonic()
-        reader, note = stream_export(
+        transfer_export(
             self.hook,
             callback_url,
-            lambda export_reader: (export_reader, self.upload(export_reader)),
+            uri,
+            self.upload,
             attempts=self.download_attempts or self.hook.settings.max_retries + 1,
             log=self.log,
             gzip_level=self.gzip_level if self.gzip else None,
-        )
-        seconds = time.monotonic() - started
-        self.log.info(
-            "Uploaded %d bytes to %s (%d bytes downloaded, %s) in %.1fs (%.1f MiB/s)",
-            reader.bytes_out,
-            uri,
-            reader.bytes_downloaded,
-            note,
-            seconds,
-            reader.bytes_downloaded / (1 << 20) / max(seconds, 1e-6),
         )
         if self.written_to is None:
             self.written_to = uri

@@ -24,7 +24,7 @@ from airflow_provider_followanalytics._events import (
     error_for_event,
 )
 from airflow_provider_followanalytics._urls import redact_url
-from airflow_provider_followanalytics.exceptions import FollowAnalyticsRetryableError
+from airflow_provider_followanalytics.exceptions import FollowAnalyticsError, FollowAnalyticsRetryableError
 
 if TYPE_CHECKING:
     import logging
@@ -46,6 +46,7 @@ __all__ = [
     "check_export_once",
     "defer_until_ready",
     "resume_from_event",
+    "wait_in_worker",
 ]
 
 
@@ -79,6 +80,28 @@ def check_export_once(
         return True
     log.info("The FollowAnalytics export is not ready yet (HTTP 202)")
     return False
+
+
+def wait_in_worker(
+    hook: FollowAnalyticsHook,
+    callback_url: str,
+    *,
+    poll_interval: float,
+    timeout: float,
+    budget: FailureBudget,
+    log: logging.Logger | Any,
+) -> None:
+    """Wait on the worker (a task that is not deferrable) until the export is ready.
+
+    :raises FollowAnalyticsError: after ``timeout`` seconds, or as :func:`check_export_once` raises.
+    """
+    deadline = time.monotonic() + timeout
+    while not check_export_once(hook, callback_url, budget, log, poll_interval):
+        if time.monotonic() + poll_interval > deadline:
+            raise FollowAnalyticsError(
+                f"The export at {redact_url(callback_url)} was not ready within {timeout:.0f}s (wait_timeout)."
+            )
+        time.sleep(poll_interval)
 
 
 def defer_until_ready(

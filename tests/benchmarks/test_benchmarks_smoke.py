@@ -26,7 +26,7 @@ from benchmarks._table import STATUSES, Row, fmt_ratio, fmt_value, markdown_tabl
 
 ROOT = Path(__file__).resolve().parents[2]
 #: benchmark name -> number of figures it reports.
-EXPECTED_FIGURES = {"import": 1, "backoff": 4, "ready": 3, "triggers": 4, "s3": 7, "gcs": 3, "objectstorage": 8}
+EXPECTED_FIGURES = {"import": 1, "backoff": 4, "ready": 3, "triggers": 5, "s3": 8, "gcs": 3, "objectstorage": 10}
 
 
 #: The ``benchmark`` field of a benchmark's rows (one per store for the object-storage one).
@@ -122,6 +122,47 @@ def test_trigger_benchmark_polls_really_reach_the_server(quick_results: dict[str
     note = next(row["note"] for row in quick_results["triggers"]["rows"] if row["note"])
     assert "events: timeout 50" in note, note
     assert "server saw 0 " not in note, note
+
+
+def _row(name: str, figure_start: str, quick_results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return next(row for row in quick_results[name]["rows"] if row["figure"].startswith(figure_start))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("against", ["one-thread bound", "curl -o"])
+def test_local_file_row_is_judged_against_what_this_machine_can_show(
+    against: str, quick_results: dict[str, dict[str, Any]]
+) -> None:
+    row = _row("objectstorage", f"throughput to a local file vs {against}", quick_results)
+    assert row["target"] == ">= 0.9x", row
+    assert row["status"] in ("pass", "fail"), row
+    assert 0.05 < row["ratio"] < 20, row  # both measured on the same emulator in the same round
+    assert "round by round" in row["note"], row
+    shown = _row("objectstorage", "throughput to a local file vs min(download, write)", quick_results)
+    assert shown["status"] == "info", shown
+
+
+@pytest.mark.slow
+def test_s3_worker_cpu_row(quick_results: dict[str, dict[str, Any]]) -> None:
+    row = _row("s3", "S3 transfer CPU s/GiB vs download-only + upload-only", quick_results)
+    assert (row["unit"], row["target"]) == ("s/GiB", "<= 1.2x"), row
+    assert row["status"] in ("pass", "fail"), row
+    assert row["ours"] > 0, row
+    assert 0.05 < row["ratio"] < 20, row
+    throughput = _row("s3", "throughput to S3 vs limit", quick_results)
+    assert "round by round" in throughput["note"], throughput
+
+
+@pytest.mark.slow
+def test_trigger_tail_is_judged_against_the_anchor(quick_results: dict[str, dict[str, Any]]) -> None:
+    p99 = _row("triggers", "p99 poll latency", quick_results)
+    assert (p99["anchor_name"], p99["target"]) == ("session per poll", "<= 0.1x"), p99
+    assert "overlapped a full collection" in p99["note"], p99
+    stall = _row("triggers", "longest event-loop stall", quick_results)
+    assert stall["target"] == "<= 0.6x", stall
+    frozen = next(row for row in quick_results["triggers"]["rows"] if row["figure"].endswith("heap frozen after setup"))
+    assert frozen["status"] == "info", frozen
+    assert "events: timeout 50" in frozen["note"], frozen
 
 
 def test_table_formatting() -> None:

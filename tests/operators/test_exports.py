@@ -304,7 +304,7 @@ def test_every_argument_is_templated() -> None:
         FollowAnalyticsEventAnalysisExportOperator: {"app_identifier", "period_start", "period_end"},
         FollowAnalyticsEventContextExportOperator: {"app_identifier", "event_id", "period_start", "period_end"},
     }
-    common = {"endpoint", "file_format", "skip_email", "followanalytics_conn_id"}
+    common = {"endpoint", "file_format", "skip_email", "followanalytics_conn_id", "destination", "destination_conn_id"}
     for operator, fields in expected.items():
         assert set(operator.template_fields) == fields | common, operator.__name__
         assert "params" not in operator.template_fields

@@ -146,6 +146,12 @@ class AzureStore(Store):
 STORES = ["file", "gs", "s3", "abfs"]
 
 
+def _display(store: Store, name: str) -> str:
+    url = store.url(name)
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
 @pytest.fixture(autouse=True)
 def _fresh_object_stores(object_store_cache: dict[str, Any]) -> None:
     """Airflow caches one filesystem per protocol and connection id: connections change between tests."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
 from standins.processes import StandInProcess, moto_command
+
+if TYPE_CHECKING:
+    from tests.transfers._object_stores import Store
 
 MiB = 1 << 20
 SEGMENT_EXPORT = "/segments/FASEGMT_abcd12/devices_export"
@@ -44,3 +48,18 @@ def moto_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     output = tmp_path_factory.mktemp("moto-process") / "moto.log"
     with StandInProcess("moto", moto_command(), output) as moto:
         yield moto.url
+
+
+@pytest.fixture(params=["file", "gs", "s3", "abfs"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, fa_conn: dict[str, Any]) -> Store:
+    """Each destination store in turn (local folder, GCS emulator, moto's S3, Azurite), empty."""
+    from tests.transfers._object_stores import AzureStore, GCSStore, LocalStore, S3Store
+
+    if request.param == "file":
+        return LocalStore(tmp_path / "lake")
+    if request.param == "gs":
+        request.getfixturevalue("gcs_object_storage")  # gs:// paths on the emulator, on 2.10 too
+        return GCSStore(request.getfixturevalue("gcs_bucket"))
+    if request.param == "abfs":
+        return AzureStore(request.getfixturevalue("azure_container_client"), request.getfixturevalue("azure_conn"))
+    return S3Store(request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket"))

@@ -12,7 +12,6 @@ import gc
 import gzip
 import hashlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,34 +26,13 @@ from airflow_provider_followanalytics.exceptions import (
 from tests.transfers._object_stores import (
     BLOCK,
     SIZE,
-    STORES,
-    AzureStore,
-    GCSStore,
     LocalStore,
-    S3Store,
     Store,
+    _display,
     _fresh_object_stores,  # noqa: F401 - autouse
     _operator,
 )
 from tests.transfers.conftest import sha256_of_chunks
-
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path, fa_conn: dict[str, Any]) -> Store:
-    if request.param == "file":
-        return LocalStore(tmp_path / "lake")
-    if request.param == "gs":
-        request.getfixturevalue("gcs_object_storage")  # gs:// paths on the emulator, on 2.10 too
-        return GCSStore(request.getfixturevalue("gcs_bucket"))
-    if request.param == "abfs":
-        return AzureStore(request.getfixturevalue("azure_container_client"), request.getfixturevalue("azure_conn"))
-    return S3Store(request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket"))
-
-
-def _display(store: Store, name: str) -> str:
-    url = store.url(name)
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 @pytest.mark.parametrize(
