@@ -3,10 +3,11 @@
 Used by ``FollowAnalyticsToObjectStorageOperator`` and by the export operators' one-task form
 (``destination=``). :meth:`ObjectStorageDestination.check` runs before any FollowAnalytics request:
 the store's bucket or container exists, the connection may write to it (an upload is started and
-abandoned, which publishes nothing), the object is absent unless ``replace``, a local folder can be
-created and written. :meth:`ObjectStorageDestination.write` streams an export into it: object stores
-stage the upload and publish it at the end; other stores get a hidden ``.<name>.<random>.partial``
-file beside the destination, renamed onto it (README, *Destinations*).
+abandoned, which publishes nothing; on S3 the uploads of the key a killed attempt left are aborted),
+the object is absent unless ``replace``, a local folder can be created and written.
+:meth:`ObjectStorageDestination.write` streams an export into it: object stores stage the upload and
+publish it at the end; other stores get a hidden ``.<name>.<random>.partial`` file beside the
+destination, renamed onto it (README, *Destinations*).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class ObjectStorageDestination:
         if not self.replace and path.fs.exists(path.path):
             raise already_exists(uri, "path")
         if path.protocol in STAGING_PROTOCOLS:
-            _check_writable(path, bucket, key, uri)
+            _check_writable(path, bucket, key, uri, self.log)
         return uri
 
     def write(self, reader: ExportReader) -> str:
@@ -186,7 +187,7 @@ class ObjectStorageDestination:
         return {}
 
 
-def _check_writable(path: Any, bucket: str, key: str, uri: str) -> None:
+def _check_writable(path: Any, bucket: str, key: str, uri: str, log: Any) -> None:
     """Start an upload and abandon it (nothing is published): a read-only identity fails here."""
     from fsspec.asyn import sync
 
@@ -195,6 +196,16 @@ def _check_writable(path: Any, bucket: str, key: str, uri: str) -> None:
         if path.protocol in ("s3", "s3a"):
             upload = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
             fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+            # One key is written by one task: the uploads of this very key that an attempt killed by
+            # SIGKILL (OOM, eviction) left open would otherwise be billed until a lifecycle rule ends them.
+            pending = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key).get("Uploads", [])
+            orphans = [upload["UploadId"] for upload in pending if upload["Key"] == key]
+            for upload_id in orphans:
+                fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+            if orphans:
+                log.warning(
+                    "Aborted %d unfinished multipart upload(s) of %s left by a killed attempt", len(orphans), uri
+                )
         elif path.protocol in ("gs", "gcs"):
             from gcsfs.core import initiate_upload
 

@@ -14,6 +14,7 @@ can scan it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -34,6 +35,9 @@ from standins.processes import StandInProcess, emulator_command, moto_command, p
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DAG_ID = "followanalytics_deployment"
+#: The one-task form of the same pipeline (export operator with destination=, waiting in the worker).
+ONE_TASK_DAG_ID = "followanalytics_one_task_deployment"
+DAG_IDS = (DAG_ID, ONE_TASK_DAG_ID)
 TERMINAL_RUN_STATES = ("success", "failed")
 
 
@@ -213,7 +217,10 @@ class Deployment:
             self.component("dag-processor")
         self.component("scheduler", "--skip-serve-logs")
         self.start_triggerer()
-        wait_until(self._unpause, 180, f"DAG {DAG_ID} to be parsed and unpaused", interval=0.5)
+        for dag_id in DAG_IDS:
+            wait_until(
+                functools.partial(self._unpause, dag_id), 180, f"DAG {dag_id} to be parsed and unpaused", interval=0.5
+            )
 
     def start_triggerer(self) -> Process:
         self.triggerer = self.component("triggerer", "--skip-serve-logs")
@@ -227,17 +234,17 @@ class Deployment:
         except (OSError, urllib.error.URLError):
             return False
 
-    def _unpause(self) -> bool:
+    def _unpause(self, dag_id: str) -> bool:
         if AIRFLOW_V_3:
             try:
-                self.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+                self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
             except urllib.error.HTTPError as exc:
                 if exc.code == 404:  # not parsed yet
                     return False
                 raise
             return True
         # DAGs are created unpaused here: wait until the scheduler's parse wrote the DAG's row.
-        rows = self._db("SELECT is_paused FROM dag WHERE dag_id = ?", DAG_ID)
+        rows = self._db("SELECT is_paused FROM dag WHERE dag_id = ?", dag_id)
         return bool(rows) and not rows[0][0]
 
     # ------------------------------------------------------------------ what Airflow says
@@ -245,28 +252,28 @@ class Deployment:
         """Call the Airflow 3 REST API (all users are admins in this deployment)."""
         return _http(method, f"http://127.0.0.1:{self.api_port}{path}", body)
 
-    def trigger(self, run_id: str, logical_date: str, conf: dict[str, Any]) -> None:
+    def trigger(self, run_id: str, logical_date: str, conf: dict[str, Any], dag_id: str = DAG_ID) -> None:
         if AIRFLOW_V_3:
             self.api(
                 "POST",
-                f"/api/v2/dags/{DAG_ID}/dagRuns",
+                f"/api/v2/dags/{dag_id}/dagRuns",
                 {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf},
             )
             return
-        result = self.cli("dags", "trigger", DAG_ID, "-r", run_id, "-e", logical_date, "-c", json.dumps(conf))
+        result = self.cli("dags", "trigger", dag_id, "-r", run_id, "-e", logical_date, "-c", json.dumps(conf))
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    def task_states(self, run_id: str) -> dict[str, str | None]:
+    def task_states(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, str | None]:
         if AIRFLOW_V_3:
-            answer = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+            answer = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
             return {ti["task_id"]: ti["state"] for ti in answer["task_instances"]}
-        rows = self._db("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
+        rows = self._db("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
         return {task_id: state or None for task_id, state in rows}
 
-    def run_state(self, run_id: str) -> str:
+    def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str:
         if AIRFLOW_V_3:
-            return str(self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"])
-        ((state,),) = self._db("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
+            return str(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+        ((state,),) = self._db("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
         return str(state)
 
     def _db(self, query: str, *args: str) -> list[tuple[Any, ...]]:
@@ -275,18 +282,18 @@ class Deployment:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
             return db.execute(query, args).fetchall()
 
-    def wait_for_task_state(self, run_id: str, task_id: str, state: str, timeout: float) -> None:
+    def wait_for_task_state(self, run_id: str, task_id: str, state: str, timeout: float, dag_id: str = DAG_ID) -> None:
         wait_until(
-            lambda: self.task_states(run_id).get(task_id) == state,
+            lambda: self.task_states(run_id, dag_id).get(task_id) == state,
             timeout,
             f"{task_id} of {run_id} to be {state}",
             interval=0.5,
         )
 
-    def wait_for_run(self, run_id: str, timeout: float) -> str:
+    def wait_for_run(self, run_id: str, timeout: float, dag_id: str = DAG_ID) -> str:
         """Wait until the run ends; return its state as Airflow reports it."""
         state = wait_until(
-            lambda: (s := self.run_state(run_id)) in TERMINAL_RUN_STATES and s,
+            lambda: (s := self.run_state(run_id, dag_id)) in TERMINAL_RUN_STATES and s,
             timeout,
             f"run {run_id} to end",
             interval=0.5,
@@ -311,9 +318,9 @@ class Deployment:
 
         wait_until(heard, timeout, f"the scheduler to hear that {task_id} of {run_id} deferred")
 
-    def task_logs(self, run_id: str, task_id: str) -> dict[int, str]:
+    def task_logs(self, run_id: str, task_id: str, dag_id: str = DAG_ID) -> dict[int, str]:
         """The task's log of each attempt, as Airflow wrote it under AIRFLOW_HOME/logs."""
-        folder = self.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
         attempts = {}
         for path in folder.glob("attempt=*.log"):  # attempt=1.log.trigger.<id>.log is the triggerer's part
             match = re.fullmatch(r"attempt=(\d+)\.log", path.name)

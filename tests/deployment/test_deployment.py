@@ -9,6 +9,7 @@ a transfer, a callback that turns to 400 during the wait.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import signal
 import sqlite3
 import time
@@ -22,10 +23,12 @@ import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
 from airflow_provider_followanalytics.emulator import expected_export_sha256
-from tests.deployment._deployment import Deployment, StandIns, wait_until
+from tests.deployment._deployment import ONE_TASK_DAG_ID, Deployment, StandIns, wait_until
 from tests.deployment.conftest import BUCKET
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(900)]
+#: Airflow 3.3+ keeps a task's state across tries (task_state_store): a retry reuses its export.
+DURABLE_STATE = AIRFLOW_V_3 and importlib.util.find_spec("airflow.sdk.bases.resumablejobmixin") is not None
 TASKS = ("start_export", "wait_for_export", "upload_to_s3")
 
 
@@ -33,12 +36,13 @@ def _run_id(name: str) -> str:
     return f"{name}_{uuid.uuid4().hex[:8]}"
 
 
-def _start(deployment: Deployment, stand_ins: StandIns, name: str, **config: Any) -> str:
+def _start(deployment: Deployment, stand_ins: StandIns, name: str, dag_id: str | None = None, **config: Any) -> str:
     stand_ins.control("POST", "reset")
     stand_ins.configure(**{"never_ready": False, "ready_after": 0, "export_size": 1 << 20, "seed": 0, **config})
     run_id = _run_id(name)
     # A logical date of its own: Airflow keeps one run per DAG and logical date.
-    deployment.trigger(run_id, datetime.now(timezone.utc).isoformat(), {"bucket": BUCKET})
+    logical_date = datetime.now(timezone.utc).isoformat()
+    deployment.trigger(run_id, logical_date, {"bucket": BUCKET}, *(() if dag_id is None else (dag_id,)))
     return run_id
 
 
@@ -89,14 +93,19 @@ def test_a_triggerer_killed_mid_wait_is_replaced_and_the_run_succeeds(
     assert hashlib.sha256(body).hexdigest() == expected_export_sha256(3 * 1024 * 1024 + 7, "csv", seed=0)
 
 
-def _uploading_process(stand_ins: StandIns) -> psutil.Process | None:
-    """The process that holds a connection to moto's S3 port: the task doing the transfer."""
-    port = int(stand_ins.s3_url.rsplit(":", 1)[1])
+def _process_connected_to(url: str) -> psutil.Process | None:
+    """The process (not this one) holding a TCP connection to ``url``'s port."""
+    port = int(url.rsplit(":", 1)[1])
     mine = psutil.Process().pid
     for conn in psutil.net_connections(kind="tcp"):
         if conn.raddr and conn.raddr.port == port and conn.pid and conn.pid != mine:
             return psutil.Process(conn.pid)
     return None
+
+
+def _uploading_process(stand_ins: StandIns) -> psutil.Process | None:
+    """The process that holds a connection to moto's S3 port: the task doing the transfer."""
+    return _process_connected_to(stand_ins.s3_url)
 
 
 def _pending_uploads(stand_ins: StandIns) -> list[dict[str, Any]]:
@@ -138,6 +147,50 @@ def test_a_task_killed_mid_transfer_is_retried_into_one_exact_object(
     assert time.monotonic() - killed_at < 300
 
 
+def _assert_one_task_retried_into_one_export(
+    deployment: Deployment, stand_ins: StandIns, run_id: str, size: int
+) -> None:
+    assert deployment.wait_for_run(run_id, 300, ONE_TASK_DAG_ID) == "success"
+    logs = deployment.task_logs(run_id, "export_to_lake", ONE_TASK_DAG_ID)
+    assert list(logs) == [1, 2]
+    assert stand_ins.state()["requests"]["export"] == (1 if DURABLE_STATE else 2)
+    assert ("Reusing the export an earlier try started" in logs[2]) == DURABLE_STATE
+    key = f"one-task/{run_id}.csv"
+    body = bytes(stand_ins.s3().get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert hashlib.sha256(body).hexdigest() == expected_export_sha256(size, "csv", seed=0)
+    assert [u for u in _pending_uploads(stand_ins) if u["Key"] == key] == []  # nothing partial left
+
+
+def test_a_one_task_export_killed_mid_stream_retries_with_the_same_export(
+    deployment: Deployment, stand_ins: StandIns
+) -> None:
+    size = 64 * 1024 * 1024 + 3  # 4 s through the paced proxy: long enough to be killed mid-stream
+    run_id = _start(deployment, stand_ins, "one_task_stream_kill", ONE_TASK_DAG_ID, export_size=size)
+
+    def streaming() -> psutil.Process | None:
+        uploads = [u for u in _pending_uploads(stand_ins) if u["Key"] == f"one-task/{run_id}.csv"]
+        return _uploading_process(stand_ins) if uploads else None
+
+    wait_until(streaming, 240, "the one-task export to be streaming", interval=0.05).kill()
+
+    _assert_one_task_retried_into_one_export(deployment, stand_ins, run_id, size)
+
+
+def test_a_one_task_export_killed_while_it_waits_retries_with_the_same_export(
+    deployment: Deployment, stand_ins: StandIns
+) -> None:
+    size = 1 << 20
+    run_id = _start(deployment, stand_ins, "one_task_wait_kill", ONE_TASK_DAG_ID, never_ready=True, export_size=size)
+    wait_until(lambda: _callback_polls(stand_ins) >= 2, 180, "the task to poll its export from the worker")
+    # The next poll hangs at the emulator, so the polling process holds its connection while we look.
+    stand_ins.add_fault(route="callback", kind="delay", delay=20, count=1)
+    waiting = wait_until(lambda: _process_connected_to(stand_ins.api_url), 60, "the polling task's process")
+    waiting.kill()  # SIGKILL while it waits in the worker
+    stand_ins.configure(never_ready=False)
+
+    _assert_one_task_retried_into_one_export(deployment, stand_ins, run_id, size)
+
+
 def test_a_callback_that_turns_400_while_deferred_fails_the_run_at_once(
     deployment: Deployment, stand_ins: StandIns
 ) -> None:
@@ -168,7 +221,11 @@ def _files_under(folder: Path) -> list[Path]:
 def test_no_secret_anywhere_airflow_writes(deployment: Deployment, stand_ins: StandIns) -> None:
     # A pipeline that defers, polls several times and logs in again mid-wait (more secrets handed out).
     run_id = _start(deployment, stand_ins, "secrets", ready_after=4, token_max_uses=3)
+    # And the one-task form (its durable state, its waits in the worker), against the same emulator.
+    one_task_run = _run_id("secrets_one_task")
+    deployment.trigger(one_task_run, datetime.now(timezone.utc).isoformat(), {"bucket": BUCKET}, ONE_TASK_DAG_ID)
     assert deployment.wait_for_run(run_id, 240) == "success", deployment.task_states(run_id)
+    assert deployment.wait_for_run(one_task_run, 240, ONE_TASK_DAG_ID) == "success"
     secrets = stand_ins.control("GET", "secrets")
     export_tokens = secrets["export_tokens"]
     never = [secrets["password"], *secrets["auth_tokens"], *secrets["api_keys"]]
@@ -201,6 +258,7 @@ def test_no_secret_anywhere_airflow_writes(deployment: Deployment, stand_ins: St
     )
     assert "export_token=***" in trigger_output
     assert "wait_for_export" in rendered
+    assert "export_to_lake" in rendered  # the one-task run's fields were scanned too
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3, reason="the REST API of Airflow 3's API server")
