@@ -2,8 +2,8 @@
 
 1. a local Airflow home with SQLite under .demo/ (migrated once, reused after);
 2. the FollowAnalytics emulator and moto's S3 server on free loopback ports;
-3. ``airflow dags test`` of ``followanalytics_segment_devices_to_s3``: export, deferrable
-   sensor (the trigger runs inline), streamed upload to S3;
+3. ``airflow dags test`` of ``followanalytics_segment_devices_to_lake``: one task that checks the
+   bucket, starts the export, waits for it deferred (the trigger runs inline) and streams it to S3;
 4. the object's location, size and first lines, checked byte for byte against what the
    emulator served; then both servers stop. Exit status 0 only if all of that worked.
 
@@ -26,11 +26,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = ROOT / ".demo"
-DAG_ID = "followanalytics_segment_devices_to_s3"
+DAG_ID = "followanalytics_segment_devices_to_lake"
 LOGICAL_DATE = "2024-06-02"
 BUCKET = "demo-data-lake"
 DATA_DAY = "2024-06-01"  # the data interval of the 2024-06-02 run: the day before
-KEY = f"followanalytics/segment-devices/{DATA_DAY}.csv"  # the DAG's default s3_prefix
+KEY = f"followanalytics/segment-devices/{DATA_DAY}.csv"  # under the destination_root below
 EMAIL, PASSWORD = "demo@example.com", "demo-password"
 EXPORT_SIZE = 2 * 1024 * 1024 + 321
 
@@ -127,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
 
         airflow_version = importlib.metadata.version("apache-airflow")
         step(f"Running DAG {DAG_ID} for {LOGICAL_DATE} with `airflow dags test` (Airflow {airflow_version})")
-        conf = json.dumps({"s3_bucket": BUCKET})
+        conf = json.dumps({"destination_root": f"s3://aws_default@{BUCKET}/followanalytics"})
         code = airflow(["dags", "test", DAG_ID, LOGICAL_DATE, "--conf", conf], env, log)
         states = _task_states(home)
-        for task_id in ("start_export", "wait_for_export", "upload_to_s3"):
+        for task_id in ("export_to_lake",):
             info(f"task {task_id:<16} {states.get(task_id) or 'did not run'}")
         info(f"API calls seen by the emulator: {_api_calls(emulator)}")
         info(f"full Airflow log: {log}")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from airflow_provider_followanalytics.hooks._export_reader import ExportReader
 
 PACKAGE = "airflow-provider-followanalytics"
-_AMAZON = (("airflow.providers.amazon", f"{PACKAGE}[amazon]"), ("s3fs", "apache-airflow-providers-amazon[s3fs]"))
+_AMAZON = (("airflow.providers.amazon", f"{PACKAGE}[amazon]"), ("s3fs", f"{PACKAGE}[amazon]"))
 _GOOGLE = (("airflow.providers.google", f"{PACKAGE}[google]"), ("gcsfs", f"{PACKAGE}[google]"))
 _AZURE = (("airflow.providers.microsoft.azure", f"{PACKAGE}[azure]"), ("adlfs", f"{PACKAGE}[azure]"))
 #: What a protocol needs installed: (module, what to pip install), checked when the DAG is parsed.

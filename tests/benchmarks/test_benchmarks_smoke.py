@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
-from benchmarks._common import percentile
+from airflow_provider_followanalytics.hooks.followanalytics import DOWNLOAD_CHUNK_SIZE
+from benchmarks._common import PIECE_SIZE, percentile
 from benchmarks._table import STATUSES, Row, fmt_ratio, fmt_value, markdown_table, text_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,6 +164,11 @@ def test_trigger_tail_is_judged_against_the_anchor(quick_results: dict[str, dict
     frozen = next(row for row in quick_results["triggers"]["rows"] if row["figure"].endswith("heap frozen after setup"))
     assert frozen["status"] == "info", frozen
     assert "events: timeout 50" in frozen["note"], frozen
+
+
+def test_download_and_write_only_move_the_pieces_ours_reads() -> None:
+    # The one-thread bound of the local-file row is made of them: other pieces would change its speed.
+    assert PIECE_SIZE == DOWNLOAD_CHUNK_SIZE
 
 
 def test_table_formatting() -> None:

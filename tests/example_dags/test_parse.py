@@ -19,6 +19,7 @@ DAILY, WEEKLY = "0 0 * * *", "0 0 * * 0"
 #: dag_id -> (file name, cron expression of its CronDataIntervalTimetable)
 EXPECTED = {
     "followanalytics_segment_devices_to_s3": ("followanalytics_segment_devices_to_s3.py", DAILY),
+    "followanalytics_segment_devices_to_lake": ("followanalytics_segment_devices_to_lake.py", DAILY),
     "followanalytics_app_events_to_gcs": ("followanalytics_app_events_to_gcs.py", DAILY),
     "followanalytics_app_metrics_to_s3": ("followanalytics_app_metrics_to_s3.py", DAILY),
     "followanalytics_event_insights_to_s3": ("followanalytics_event_insights_to_s3.py", WEEKLY),

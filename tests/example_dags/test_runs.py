@@ -108,6 +108,33 @@ def test_segment_devices_to_s3(
     assert _sha256(objects[key]) == expected_export_sha256(emulator.export_size, "csv")
 
 
+@pytest.mark.usefixtures("aws_conn", "object_store_cache")
+def test_segment_devices_to_lake_in_one_task(
+    example_dag: Any,
+    emulator: FollowAnalyticsEmulator,
+    s3_client: Any,
+    s3_bucket: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dag = example_dag("followanalytics_segment_devices_to_lake")
+
+    result = _run(dag, destination_root=f"s3://aws_default@{s3_bucket}/followanalytics", segment_id="FASEGMT_test01")
+
+    assert _exports(emulator) == [
+        (
+            "/segments/FASEGMT_test01/devices_export.csv",
+            {"fields": "device_id,current_user_id", "updated_since": "2024-03-09T00:00:00+00:00", "skip_email": "true"},
+        )
+    ]
+    _assert_each_export_waited_and_downloaded(emulator, caplog, 1)
+    key = "followanalytics/segment-devices/2024-03-09.csv"
+    assert result.xcoms["export_to_lake"] == f"s3://{s3_bucket}/{key}"
+    objects = _s3_objects(s3_client, s3_bucket)
+    assert list(objects) == [key]
+    assert _sha256(objects[key]) == expected_export_sha256(emulator.export_size, "csv")
+    assert s3_client.head_object(Bucket=s3_bucket, Key=key)["ContentType"] == "text/csv; charset=utf-8"
+
+
 @pytest.mark.usefixtures("aws_conn")
 def test_app_metrics_to_s3_exports_performance_and_user_metrics_of_each_app(
     example_dag: Any,

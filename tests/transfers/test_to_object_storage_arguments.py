@@ -70,7 +70,7 @@ def test_templated_destination_is_rendered(
 @pytest.mark.parametrize(
     ("destination", "module_name", "requirement"),
     [
-        ("s3://aws_default@lake/d.csv", "s3fs", "apache-airflow-providers-amazon[s3fs]"),
+        ("s3://aws_default@lake/d.csv", "s3fs", "airflow-provider-followanalytics[amazon]"),
         ("gs://lake/d.csv", "gcsfs", "airflow-provider-followanalytics[google]"),
         ("wasb://azure@lake/d.csv", "adlfs", "airflow-provider-followanalytics[azure]"),
     ],

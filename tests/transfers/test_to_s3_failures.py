@@ -232,3 +232,22 @@ def test_an_object_store_the_connection_cannot_write_fails_before_any_download(
     assert "PermissionError: Access Denied" in str(failure.value)
     assert read_only_s3["password"] not in str(failure.value)
     assert emulator.requests_for("callback") == []  # checked before the download: the link is untouched
+
+
+def test_a_one_task_export_into_a_store_it_cannot_write_sends_no_export_request(
+    emulator: FollowAnalyticsEmulator, set_connection: Any, read_only_s3: dict[str, str], object_store_cache: Any
+) -> None:
+    from airflow_provider_followanalytics.operators.exports import FollowAnalyticsSegmentDevicesExportOperator
+
+    extra = {"endpoint_url": read_only_s3["endpoint_url"], "region_name": "us-east-1"}
+    set_connection(
+        "aws_reader", conn_type="aws", login=read_only_s3["login"], password=read_only_s3["password"], extra=extra
+    )
+    operator = FollowAnalyticsSegmentDevicesExportOperator(
+        task_id="export_to_lake", segment_id="FASEGMT_abcd12", destination="s3://aws_reader@read-only-bucket/d.csv"
+    )
+    with pytest.raises(FollowAnalyticsError, match="This connection may not write s3://read-only-bucket/d.csv"):
+        operator.execute({})
+
+    assert emulator.requests_for("export") == []  # the day's one export call is not spent
+    assert emulator.requests_for("login") == []
