@@ -210,7 +210,7 @@ def check_target(uv: str, name: str, wheel: Path, workdir: Path) -> float:
         log = home / "airflow-dags-test.log"
         sys.stderr.write(demo.stdout[-3000:] + demo.stderr[-3000:] + (log.read_text()[-6000:] if log.exists() else ""))
         raise SystemExit(f"FAILED: [{name}] the main example DAG did not land byte for byte")
-    print(f"[{name}] main example DAG (one task: bucket checked, export, deferred wait, stream to S3), byte for byte (airflow dags test)")
+    print(f"[{name}] one-task example DAG: bucket checked, export, deferred wait, S3; byte for byte (dags test)")
     check_demo_log(home / "airflow-dags-test.log", airflow_version, name)
 
     check_connections_test(python, airflow, env, workdir)
