@@ -25,22 +25,10 @@ import sys
 import time
 from typing import Any
 
-from benchmarks._common import (
-    BenchError,
-    EmulatorClient,
-    Options,
-    Worker,
-    emit,
-    emulator_process,
-    fa_conn_env,
-    first_event,
-    instrument_polls,
-    module_command,
-    module_main,
-    na_rows,
-    verdict,
-    worker_env,
-)
+from benchmarks._common import BenchError, Options, emit, module_main, na_rows, verdict
+from benchmarks._emulator import EmulatorClient
+from benchmarks._probes import first_event, instrument_polls
+from benchmarks._processes import Worker, emulator_process, fa_conn_env, module_command, worker_env
 from benchmarks._table import Row
 
 NAME = "backoff"

@@ -18,17 +18,8 @@ import sys
 import textwrap
 from typing import Any
 
-from benchmarks._common import (
-    RESULT_PREFIX,
-    BenchError,
-    Options,
-    Worker,
-    median,
-    module_main,
-    na_rows,
-    verdict,
-    worker_env,
-)
+from benchmarks._common import RESULT_PREFIX, BenchError, Options, median, module_main, na_rows, verdict
+from benchmarks._processes import Worker, worker_env
 from benchmarks._table import Row
 
 NAME = "import"

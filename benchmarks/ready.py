@@ -27,24 +27,10 @@ import time
 import urllib.parse
 from typing import Any
 
-from benchmarks._common import (
-    BenchError,
-    EmulatorClient,
-    LoopWatchdog,
-    MiB,
-    Options,
-    RssSampler,
-    emit,
-    emulator_process,
-    fa_conn_env,
-    first_event,
-    http_conn_env,
-    module_main,
-    na_rows,
-    run_worker,
-    verdict,
-    worker_env,
-)
+from benchmarks._common import BenchError, MiB, Options, emit, module_main, na_rows, verdict
+from benchmarks._emulator import EmulatorClient
+from benchmarks._probes import LoopWatchdog, RssSampler, first_event
+from benchmarks._processes import emulator_process, fa_conn_env, http_conn_env, run_worker, worker_env
 from benchmarks._table import Row
 
 NAME = "ready"

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import backoff, imports, ready, transfers, triggers
+from benchmarks import backoff, gcs, imports, objectstorage, ready, s3, triggers
 from benchmarks._common import BENCH_DIR, Options
 from benchmarks._table import Row, json_document, markdown_table, text_table
 
@@ -38,9 +38,9 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Options], list[Row]]]] = {
     "backoff": ("requests sent to 202/400/429/503 servers", backoff.run),
     "ready": ("ready detection on a 200 with a big body", ready.run),
     "triggers": ("thousands of triggers in one event loop", triggers.run),
-    "s3": ("memory and throughput of the S3 transfer", transfers.run_s3),
-    "gcs": ("throughput of the GCS transfer", transfers.run_gcs),
-    "objectstorage": ("memory and throughput into a local file and Azurite", transfers.run_object_storage),
+    "s3": ("memory, throughput and worker CPU of the S3 transfer", s3.run),
+    "gcs": ("throughput of the GCS transfer", gcs.run),
+    "objectstorage": ("memory and throughput into a local file and Azurite", objectstorage.run),
 }
 
 
