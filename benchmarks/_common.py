@@ -37,7 +37,7 @@ WARM_UP_SIZE = 1 * MiB
 #: The pieces download-only reads and write-only writes: those ours reads from the socket
 #: (``hooks.followanalytics.DOWNLOAD_CHUNK_SIZE``, pinned by the smoke test; not imported here,
 #: so that a download-only worker loads no Airflow).
-PIECE_SIZE = 1 * MiB
+PIECE_SIZE = 256 * KiB
 
 #: The emulator account every benchmark logs in with.
 EMAIL = "bench@example.com"

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
     import aiohttp
     import requests
 
-DOWNLOAD_CHUNK_SIZE = 1 << 20
+# 256 KiB pieces: a 1 MiB piece no longer fits in L2 beside the page-cache pages it is copied into (a
+# local write at half the speed of curl -o; 256 KiB doubles it, BENCHMARKS.md "The local-file row").
+DOWNLOAD_CHUNK_SIZE = 256 << 10
 #: test_connection() must answer within seconds (the UI's Test button): one attempt, this timeout at most.
 TEST_CONNECTION_TIMEOUT = 5.0
 

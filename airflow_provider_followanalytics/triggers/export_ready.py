@@ -97,6 +97,7 @@ class ExportReadyTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.deadline = None if deadline is None else float(deadline)
         self.max_consecutive_failures = max_consecutive_failures
+        self._polls = 0  # polls of the current run(), for its events
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the class path and JSON-only kwargs that rebuild this trigger (no auth token)."""
@@ -164,23 +165,31 @@ class ExportReadyTrigger(BaseTrigger):
             await hook.aclose()
 
     async def _poll_until_done(self, hook: FollowAnalyticsHook, shown: str) -> dict[str, Any]:
+        self._polls = 0
+        remaining = self._remaining()
+        try:
+            # One deadline scope for the whole wait, so that a slow answer cannot carry it past the
+            # deadline either. Not one per poll: each scope's timer, cancelled, stays in the loop's heap
+            # long enough to reach the oldest GC generation, and with thousands of waits that brings
+            # full collections of the triggerer's whole heap sooner. Not asyncio.wait_for: before
+            # Python 3.12 it swallows a cancel that meets a finished poll, and a trigger the triggerer
+            # cancelled (restart, rebalancing) would keep polling until its deadline.
+            async with deadline_scope(remaining):
+                return await self._poll(hook, shown)
+        except asyncio.TimeoutError:
+            if remaining is None:
+                raise  # not our deadline (the hook turns its own timeouts into RetryableError)
+            return self._timeout_event()
+
+    async def _poll(self, hook: FollowAnalyticsHook, shown: str) -> dict[str, Any]:
         budget = FailureBudget(self.max_consecutive_failures, "poll")
-        polls = 0
         while True:
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
-                return self._timeout_event(polls)
-            polls += 1
+                return self._timeout_event()
+            self._polls += 1
             try:
-                # A slow answer must not carry the wait past the deadline either. Not asyncio.wait_for:
-                # before Python 3.12 it swallows a cancel that meets a finished poll, and a trigger the
-                # triggerer cancelled (restart, rebalancing) would keep polling until its deadline.
-                async with deadline_scope(remaining):
-                    status = await hook.aget_export_status(self.callback_url)
-            except asyncio.TimeoutError:
-                if remaining is None:
-                    raise  # not our deadline (the hook turns its own timeouts into RetryableError)
-                return self._timeout_event(polls)
+                status = await hook.aget_export_status(self.callback_url)
             except FollowAnalyticsRetryableError as exc:
                 give_up = budget.spend(exc)
                 if give_up is not None:
@@ -199,8 +208,8 @@ class ExportReadyTrigger(BaseTrigger):
             else:
                 budget.restore()
                 if status == "ready":
-                    self.log.info("FollowAnalytics export at %s is ready after %d poll(s)", shown, polls)
-                    return self._event(STATUS_READY, f"The export is ready (after {polls} poll(s)).")
+                    self.log.info("FollowAnalytics export at %s is ready after %d poll(s)", shown, self._polls)
+                    return self._event(STATUS_READY, f"The export is ready (after {self._polls} poll(s)).")
                 delay = self._pending_delay()
             remaining = self._remaining()
             await asyncio.sleep(delay if remaining is None else max(0.0, min(delay, remaining)))
@@ -215,10 +224,10 @@ class ExportReadyTrigger(BaseTrigger):
         delay = max(self.poll_interval, backoff_delay(failures, self.poll_interval, cap))
         return delay if retry_after is None else max(delay, retry_after)
 
-    def _timeout_event(self, polls: int) -> dict[str, Any]:
+    def _timeout_event(self) -> dict[str, Any]:
         return self._event(
             STATUS_TIMEOUT,
-            f"The export was not ready by the deadline ({polls} poll(s) made).",
+            f"The export was not ready by the deadline ({self._polls} poll(s) made).",
         )
 
 
