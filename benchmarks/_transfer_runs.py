@@ -35,6 +35,16 @@ class Measured(Protocol):
         """CPU seconds used so far, or None when unknown."""
 
 
+class LocalFolder:
+    """The local destination folder as a 'server' (no process: the worker writes itself)."""
+
+    url = str(WORK_DIR / "local-store")
+
+    def cpu_seconds(self) -> float | None:
+        """No process of its own: nothing to add to the worker's CPU."""
+        return 0.0
+
+
 def aws_conn_env(s3_url: str) -> dict[str, str]:
     """``AIRFLOW_CONN_AWS_DEFAULT`` for moto."""
     conn = {

@@ -41,7 +41,7 @@ from benchmarks._common import (
 from benchmarks._emulator import login_token
 from benchmarks._processes import emulator_process, fa_conn_env, worker_env
 from benchmarks._table import Row
-from benchmarks._transfer_runs import Rounds, Runner, interleave
+from benchmarks._transfer_runs import LocalFolder, Rounds, Runner, interleave
 from standins.processes import process_cpu_seconds
 
 LABELS = {"file": "a local file", "azure": "Azure Blob (Azurite)"}
@@ -69,15 +69,6 @@ class _AzuriteServer:
         return process_cpu_seconds(self._azurite.pid)
 
 
-class _LocalFolder:
-    """The local destination folder as a 'server' (no process: the worker writes itself)."""
-
-    url = str(WORK_DIR / "local-store")
-
-    def cpu_seconds(self) -> float | None:
-        return 0.0
-
-
 def _figures(store: str, small: int, big: int) -> list[tuple[str, str, str]]:
     label, big_label = LABELS[store], size_label(big)
     memory = [
@@ -103,7 +94,7 @@ def run(opts: Options) -> list[Row]:
         # A local disk's speed swings from round to round (+-20 % here); its rounds take seconds.
         rounds = 1 if opts.quick else 5 if store == "file" else 3
         try:
-            server: Any = _AzuriteServer() if store == "azure" else contextlib.nullcontext(_LocalFolder())
+            server: Any = _AzuriteServer() if store == "azure" else contextlib.nullcontext(LocalFolder())
             with emulator_process(export_size=WARM_UP_SIZE, name=f"{store}-emulator") as emu, server as target:
                 token = login_token(emu.url)
                 store_env = {}

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import backoff, gcs, imports, objectstorage, ready, s3, triggers
+from benchmarks import backoff, gcs, imports, objectstorage, onetask, ready, s3, triggers
 from benchmarks._common import BENCH_DIR, Options
 from benchmarks._table import Row, json_document, markdown_table, text_table
 
@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Options], list[Row]]]] = {
     "s3": ("memory, throughput and worker CPU of the S3 transfer", s3.run),
     "gcs": ("throughput of the GCS transfer", gcs.run),
     "objectstorage": ("memory and throughput into a local file and Azurite", objectstorage.run),
+    "onetask": ("the one-task export vs the transfer, and worker-seconds while pending", onetask.run),
 }
 
 

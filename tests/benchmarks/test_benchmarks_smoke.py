@@ -27,7 +27,16 @@ from benchmarks._table import STATUSES, Row, fmt_ratio, fmt_value, markdown_tabl
 
 ROOT = Path(__file__).resolve().parents[2]
 #: benchmark name -> number of figures it reports.
-EXPECTED_FIGURES = {"import": 1, "backoff": 4, "ready": 3, "triggers": 5, "s3": 8, "gcs": 3, "objectstorage": 10}
+EXPECTED_FIGURES = {
+    "import": 1,
+    "backoff": 4,
+    "ready": 3,
+    "triggers": 5,
+    "s3": 8,
+    "gcs": 3,
+    "objectstorage": 10,
+    "onetask": 3,
+}
 
 
 #: The ``benchmark`` field of a benchmark's rows (one per store for the object-storage one).
@@ -38,8 +47,9 @@ def _row_names(name: str) -> tuple[str, ...]:
     return ROW_NAMES.get(name, (name,))
 
 
-#: Two lanes (the machine has two cores), each one ``benchmarks.run`` process, run side by side.
-LANES = (("s3", "import", "ready"), ("gcs", "objectstorage", "triggers", "backoff"))
+#: Two lanes (the machine has two cores), each one ``benchmarks.run`` process, run side by side;
+#: ``onetask`` (~10 s) goes in the first, which finished ~10 s before the second without it.
+LANES = (("s3", "import", "ready", "onetask"), ("gcs", "objectstorage", "triggers", "backoff"))
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +174,25 @@ def test_trigger_tail_is_judged_against_the_anchor(quick_results: dict[str, dict
     frozen = next(row for row in quick_results["triggers"]["rows"] if row["figure"].endswith("heap frozen after setup"))
     assert frozen["status"] == "info", frozen
     assert "events: timeout 50" in frozen["note"], frozen
+
+
+@pytest.mark.slow
+def test_one_task_rows_compare_it_with_the_transfer_and_its_wait(quick_results: dict[str, dict[str, Any]]) -> None:
+    rss = _row("onetask", "one-task extra RSS vs ObjectStorage transfer", quick_results)
+    assert (rss["unit"], rss["target"]) == ("MiB", "<= 1.1x or +4 MiB"), rss
+    assert rss["anchor_name"] == "FollowAnalyticsToObjectStorageOperator", rss
+    speed = _row("onetask", "one-task throughput vs ObjectStorage transfer", quick_results)
+    assert (speed["unit"], speed["target"]) == ("MiB/s", ">= 0.9x"), speed
+    assert 0.05 < speed["ratio"] < 20, speed  # both moved the same export from the same emulator
+    assert "round by round" in speed["note"], speed
+    held = _row("onetask", "one-task worker-seconds while pending, deferrable vs polling", quick_results)
+    assert (held["unit"], held["target"]) == ("s", "<= 0.1x"), held
+    # The polling form really waited out the pending checks; the deferrable one checked once and let go.
+    assert held["anchor"] >= 0.3, held  # --quick: 3 checks answered 202, 0.1 s apart
+    assert 0 < held["ours"] < held["anchor"], held
+    assert "status checks the worker sent: deferrable 1, polling 4" in held["note"], held
+    for row in (rss, speed, held):
+        assert row["status"] in ("pass", "fail"), row
 
 
 def test_download_and_write_only_move_the_pieces_ours_reads() -> None:
