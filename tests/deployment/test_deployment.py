@@ -151,7 +151,14 @@ def _assert_one_task_retried_into_one_export(
     deployment: Deployment, stand_ins: StandIns, run_id: str, size: int
 ) -> None:
     assert deployment.wait_for_run(run_id, 300, ONE_TASK_DAG_ID) == "success"
-    logs = deployment.task_logs(run_id, "export_to_lake", ONE_TASK_DAG_ID)
+
+    def retry_log_complete() -> dict[int, str] | None:
+        # The run can be "success" before the supervisor has written the retry's log to the end:
+        # wait for the task's last line ("Uploaded ... bytes"), which follows the reuse line.
+        logs = deployment.task_logs(run_id, "export_to_lake", ONE_TASK_DAG_ID)
+        return logs if "Uploaded " in logs.get(2, "") else None
+
+    logs = wait_until(retry_log_complete, 60, "the retry's task log to be written")
     assert list(logs) == [1, 2]
     assert stand_ins.state()["requests"]["export"] == (1 if DURABLE_STATE else 2)
     assert ("Reusing the export an earlier try started" in logs[2]) == DURABLE_STATE
@@ -208,7 +215,13 @@ def test_a_callback_that_turns_400_while_deferred_fails_the_run_at_once(
     states = deployment.task_states(run_id)
     assert states["wait_for_export"] == "failed"
     assert states["upload_to_s3"] in ("upstream_failed", None)
-    logs = deployment.task_logs(run_id, "wait_for_export")
+
+    def log_written() -> dict[int, str] | None:
+        # The run can end before the supervisor has written the task's log to the end: wait for its message.
+        logs = deployment.task_logs(run_id, "wait_for_export")
+        return logs if message in logs.get(1, "") else None
+
+    logs = wait_until(log_written, 60, "the failed task's log to be written")
     assert list(logs) == [1]  # retries=2, and none was made: the link cannot come back
     assert message in logs[1]
     assert "HTTP 400" in logs[1]
