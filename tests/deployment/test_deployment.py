@@ -112,6 +112,23 @@ def _pending_uploads(stand_ins: StandIns) -> list[dict[str, Any]]:
     return list(stand_ins.s3().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
 
 
+def _uploading_parts_of(stand_ins: StandIns, key: str) -> psutil.Process | None:
+    """The task process once at least one part of ``key`` is in S3: the upload is well under way.
+
+    Not merely a pending upload: the destination's write check starts and aborts one of the key
+    before the export request, and a process killed then has not started its export yet.
+    """
+    s3 = stand_ins.s3()
+    for upload in [u for u in _pending_uploads(stand_ins) if u["Key"] == key]:
+        try:
+            parts = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"])
+        except s3.exceptions.NoSuchUpload:
+            continue
+        if parts.get("Parts"):
+            return _uploading_process(stand_ins)
+    return None
+
+
 def test_a_task_killed_mid_transfer_is_retried_into_one_exact_object(
     deployment: Deployment, stand_ins: StandIns
 ) -> None:
@@ -119,20 +136,7 @@ def test_a_task_killed_mid_transfer_is_retried_into_one_exact_object(
     run_id = _start(deployment, stand_ins, "task_kill", export_size=size)
     key = f"followanalytics/{run_id}.csv"
 
-    def uploading() -> psutil.Process | None:
-        # At least one part is in S3: the multipart upload is well under way. (The transfer's write
-        # check starts and aborts an upload of the key before the download: one may end in between.)
-        s3 = stand_ins.s3()
-        for upload in [u for u in _pending_uploads(stand_ins) if u["Key"] == key]:
-            try:
-                parts = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"])
-            except s3.exceptions.NoSuchUpload:
-                continue
-            if parts.get("Parts"):
-                return _uploading_process(stand_ins)
-        return None
-
-    victim = wait_until(uploading, 240, "the transfer to be uploading parts", interval=0.05)
+    victim = wait_until(lambda: _uploading_parts_of(stand_ins, key), 240, "the transfer to upload parts", interval=0.05)
     victim.kill()  # SIGKILL: the process cannot abort its own multipart upload
     killed_at = time.monotonic()
 
@@ -174,11 +178,8 @@ def test_a_one_task_export_killed_mid_stream_retries_with_the_same_export(
     size = 64 * 1024 * 1024 + 3  # 4 s through the paced proxy: long enough to be killed mid-stream
     run_id = _start(deployment, stand_ins, "one_task_stream_kill", ONE_TASK_DAG_ID, export_size=size)
 
-    def streaming() -> psutil.Process | None:
-        uploads = [u for u in _pending_uploads(stand_ins) if u["Key"] == f"one-task/{run_id}.csv"]
-        return _uploading_process(stand_ins) if uploads else None
-
-    wait_until(streaming, 240, "the one-task export to be streaming", interval=0.05).kill()
+    key = f"one-task/{run_id}.csv"
+    wait_until(lambda: _uploading_parts_of(stand_ins, key), 240, "the one-task export to stream", interval=0.05).kill()
 
     _assert_one_task_retried_into_one_export(deployment, stand_ins, run_id, size)
 
