@@ -202,6 +202,37 @@ def test_an_export_that_expired_between_tries_is_replaced_by_one_new_export(
     assert "The export an earlier try started has expired (HTTP 400); starting a new one" in task_log.text
 
 
+class _FailsAfterTheFirstStart(FollowAnalyticsSegmentDevicesExportOperator):
+    """A try that fails after its export started (a worker lost after the request, say): the retry decides."""
+
+    def post_execute(self, context: Any, result: Any = None) -> None:
+        if context["ti"].try_number == 1:
+            raise RuntimeError("the first try is lost after starting its export")
+
+
+def test_a_retry_without_destination_returns_the_export_an_earlier_try_started(
+    emulator: FollowAnalyticsEmulator, task_log: pytest.LogCaptureFixture
+) -> None:
+    with _dag("export_retry_reuses") as dag:
+        _FailsAfterTheFirstStart(
+            task_id="start_export", segment_id="FASEGMT_abcd12", retries=1, retry_delay=dt.timedelta(0)
+        )
+
+    result = run_dag(dag)
+
+    assert result.state == "success", task_log.text[-3000:]
+    assert "the first try is lost" in task_log.text  # the first try did fail after its request
+    durable = "task_state_store" in _context_keys()
+    starts = emulator.requests_for("export")
+    assert len(starts) == (1 if durable else 2)
+    assert ("Reusing the export an earlier try started" in task_log.text) == durable
+    # Where durable, the retry asked the kept export once (its only callback request) and returned it.
+    token = result.xcoms["start_export"].split("export_token=")[1]
+    asked = [r.query.get("export_token") for r in emulator.requests_for("callback")]
+    assert asked == ([token] if durable else [])
+    assert token not in task_log.text
+
+
 def _break_the_first_download(emulator: FollowAnalyticsEmulator) -> None:
     # A ready check is a "download" poll too (a 200 whose body is not read): it takes the first,
     # harmless fault; the download after it is cut halfway.
