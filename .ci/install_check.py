@@ -75,7 +75,7 @@ widgets = sorted(name for name in manager.connection_form_widgets if name.starts
 print(json.dumps({"behaviour": manager.field_behaviours.get("followanalytics"), "widgets": widgets}))
 """
 DEMO_SECRETS = ("demo-password", "demo-secret")  # the passwords of scripts/demo.py's two connections
-EXTRA_FIELDS = ["allow_insecure_http", "max_retries", "retry_delay", "timeout"]
+EXTRA_FIELDS = ["allow_insecure_http", "max_retries", "proxies", "retry_delay", "timeout", "verify"]
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -129,6 +129,8 @@ def check_form(python: str, env: dict[str, str], airflow_version: Version, name:
         assert extra["timeout"]["schema"]["title"] == "Request timeout (seconds)", extra["timeout"]
         assert "integer" in extra["max_retries"]["schema"]["type"], extra["max_retries"]
         assert "boolean" in extra["allow_insecure_http"]["schema"]["type"], extra["allow_insecure_http"]
+        assert extra["verify"]["schema"]["title"].startswith("Verify TLS"), extra["verify"]
+        assert extra["proxies"]["schema"]["title"].startswith("Proxies"), extra["proxies"]
         print(f"[{name}] API server hook_meta: Email / API base URL, port hidden, {len(extra)} extra fields")
     # 3.1 builds hooks' forms in ProvidersManager only where wtforms imports (its API server does not
     # need it); 3.0's lock has wtforms, without which 3.0 shows no provider's fields at all.

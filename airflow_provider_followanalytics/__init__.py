@@ -111,6 +111,18 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Base of the exponential backoff, with jitter. Default 1.0.",
                         "schema": {"type": ["number", "null"], "minimum": 0},
                     },
+                    "verify": {
+                        "label": "Verify TLS: true, false, or a CA bundle path",
+                        "description": "true (default), or the path of a CA bundle (PEM) that every worker and "
+                        "triggerer can read; false skips the check (a warning each time).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "proxies": {
+                        "label": "Proxies (JSON, as in requests)",
+                        "description": 'e.g. {"https": "http://user:pass@proxy:3128", "no_proxy": "localhost"}; '
+                        "replaces HTTPS_PROXY / NO_PROXY for this connection.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "allow_insecure_http": {
                         "label": "Allow plain http to a non-loopback host (local emulator only)",
                         "description": "Sends the password in clear text (a warning each time). Never the real API.",

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from airflow_provider_followanalytics import CONN_TYPE, __version__
 from airflow_provider_followanalytics._checks import parse_flag, parse_number
 from airflow_provider_followanalytics._compat import mask_secret, secret_masker
+from airflow_provider_followanalytics._network import NetworkSettings, network_settings
 from airflow_provider_followanalytics._urls import normalize_base_url, redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsAPIError,
@@ -56,9 +57,14 @@ class ConnectionSettings:
     max_retries: int  # retries on network errors, timeouts, 429 and 5xx
     retry_delay: float  # base of the exponential backoff
     max_retry_delay: float  # cap of one backoff, and the longest Retry-After honoured
+    network: NetworkSettings = field(default_factory=NetworkSettings)  # the verify and proxies extras
 
     def __repr__(self) -> str:  # never show the password, even in a debugger
-        return f"ConnectionSettings(base_url={self.base_url!r}, email=***, timeout={self.timeout})"
+        return f"ConnectionSettings(base_url={self.base_url!r}, email=***, timeout={self.timeout}, {self.network!r})"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The password and the proxies' passwords: what no message may quote."""
+        return (self.password, *self.network.proxy_passwords())
 
 
 def _extra_value(extra: dict[str, Any], name: str) -> Any:
@@ -101,6 +107,9 @@ def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
             value = _extra_value(extra, name)
         return parse_number(default if value is None else value, name, integer=integer, minimum=minimum, text=True)
 
+    network = network_settings(_extra_value(extra, "verify"), _extra_value(extra, "proxies"))
+    for proxy_password in network.proxy_passwords():
+        mask(proxy_password)
     return ConnectionSettings(
         base_url=normalize_base_url(
             fields.host,
@@ -114,6 +123,7 @@ def settings_from_connection(conn: Any, **overrides: Any) -> ConnectionSettings:
         max_retries=int(pick("max_retries", DEFAULT_MAX_RETRIES, integer=True)),
         retry_delay=pick("retry_delay", DEFAULT_RETRY_DELAY),
         max_retry_delay=pick("max_retry_delay", DEFAULT_MAX_RETRY_DELAY),
+        network=network,
     )
 
 
@@ -206,8 +216,8 @@ def transport_failure(
         )
     elif "CERTIFICATE" in text:
         hint = (
-            f"the certificate of {base_url} could not be verified; check the host name, or point "
-            "REQUESTS_CA_BUNDLE / SSL_CERT_FILE at the CA bundle that signed it"
+            f"the certificate of {base_url} could not be verified; check the host name, or point the "
+            "connection extra verify (or REQUESTS_CA_BUNDLE / SSL_CERT_FILE) at the CA bundle that signed it"
         )
     else:
         hint = f"check that {base_url} serves https"

@@ -13,12 +13,10 @@ recompiles its pattern for every new secret). The trigger decides when to poll a
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import os
 import weakref
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
@@ -30,11 +28,13 @@ from airflow_provider_followanalytics._api import (
     token_from_login_response,
     transport_failure,
 )
+from airflow_provider_followanalytics._network import Route, proxy_refused, route_for
 from airflow_provider_followanalytics._urls import validate_callback_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsAuthError, FollowAnalyticsRetryableError
 
 if TYPE_CHECKING:
     import logging
+    import ssl
 
     import aiohttp
 
@@ -47,23 +47,6 @@ _SMALL_BODY = 64 * 1024
 #: timeout, so a burst of polls (a triggerer restart) reaches the API as a steady stream.
 MAX_CONNECTIONS = 100
 AccountKey = tuple[str, str, str]  # base URL, e-mail, password digest
-_PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")
-
-
-def env_proxy_for(url: str) -> str | None:
-    """The ``HTTPS_PROXY`` / ``HTTP_PROXY`` that applies to ``url`` (honouring ``NO_PROXY``), if any."""
-    # Reading the whole environment costs ~0.5 ms; thousands of triggers ask the same question.
-    return _proxy_for(url, tuple(os.environ.get(name) for name in _PROXY_VARIABLES))
-
-
-@functools.lru_cache(maxsize=64)
-def _proxy_for(url: str, _environment: tuple[str | None, ...]) -> str | None:
-    import urllib.request  # not at module import: DAG files that import the hook do not need it
-
-    parts = urlsplit(url)
-    if urllib.request.proxy_bypass_environment(parts.hostname or ""):  # type: ignore[attr-defined]
-        return None
-    return urllib.request.getproxies_environment().get(parts.scheme)
 
 
 class _LoopShare:
@@ -89,6 +72,17 @@ class ProcessState:
 
     def __init__(self) -> None:
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShare] = weakref.WeakKeyDictionary()
+        # One context per CA (a context holds the whole parsed bundle, ~100s of KiB): not one per trigger.
+        self._ssl_contexts: dict[tuple[bool | str, float], ssl.SSLContext] = {}
+
+    def ssl_context(self, route: Route) -> ssl.SSLContext:
+        """The shared ``ssl`` context of ``route``'s CA (made again when its file changes)."""
+        changed = os.stat(route.verify).st_mtime if isinstance(route.verify, str) else 0.0
+        key = (route.verify, changed)
+        context = self._ssl_contexts.get(key)
+        if context is None:
+            context = self._ssl_contexts[key] = route.ssl_context()
+        return context
 
     def share(self) -> _LoopShare:
         """The running loop's share (created on first use)."""
@@ -155,13 +149,15 @@ class AsyncClient:
         self._state = state  # each loop's shared session and logins
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._proxy: str | None = None  # callback URLs share the base URL's origin
+        self._route: Route | None = None  # callback URLs share the base URL's origin: one route
+        self._ssl: ssl.SSLContext | bool = True
         self._checked_callback: tuple[str, str, str] | None = None  # (callback URL, base URL, validated URL)
 
     async def session(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            self._proxy = env_proxy_for(settings.base_url)
+            self._route = route = route_for(settings.base_url, settings.network)
+            self._ssl = self._state.ssl_context(route) if settings.base_url.startswith("https:") else True
             await self.close()  # a session of another (finished) loop cannot serve this one
             self._session = self._state.acquire()
             self._loop = loop
@@ -179,7 +175,12 @@ class AsyncClient:
         # connect includes waiting for a free pooled connection (MAX_CONNECTIONS): an overloaded pool
         # turns into failed polls that back off, not into an ever longer queue.
         timeout = aiohttp.ClientTimeout(total=None, connect=settings.timeout, sock_read=settings.timeout)
-        return session.request(proxy=self._proxy, timeout=timeout, allow_redirects=False, **kwargs)
+        proxy = None if self._route is None else self._route.proxy
+        return session.request(proxy=proxy, ssl=self._ssl, timeout=timeout, allow_redirects=False, **kwargs)
+
+    def _refused_by_proxy(self, what: str, status: int | None) -> None:
+        if status == 407 and self._route is not None and self._route.proxy is not None:
+            raise proxy_refused(what, self._route.proxy)
 
     async def login(self, settings: ConnectionSettings) -> str:
         """Return the hook's token, logging in (once per account and loop) if it holds none."""
@@ -207,9 +208,10 @@ class AsyncClient:
                 text = await response.text(errors="replace")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._failure("login", exc, settings) from None
+        self._refused_by_proxy("login", status)
         raise_for_redirect("POST /api/login", status, headers.get("Location"))
         retry_after = parse_retry_after(headers.get("Retry-After"))
-        secrets = self._tokens.secrets(settings.password)
+        secrets = self._tokens.secrets(*settings.secrets())
         content_type = headers.get("Content-Type", "")
         token = token_from_login_response(status, content_type, text, settings.email, retry_after, secrets)
         self._log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
@@ -218,8 +220,10 @@ class AsyncClient:
     def _failure(self, what: str, exc: BaseException, settings: ConnectionSettings) -> Exception:
         import aiohttp
 
+        if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy refused the CONNECT tunnel
+            self._refused_by_proxy(what, exc.status)
         tls = isinstance(exc, aiohttp.ClientSSLError)  # the same handshake would fail again: not retryable
-        secrets = self._tokens.secrets(settings.password)
+        secrets = self._tokens.secrets(*settings.secrets())
         return transport_failure(what, exc, tls=tls, base_url=settings.base_url, secrets=secrets)
 
     async def export_status(self, settings: ConnectionSettings, callback_url: str) -> str:
@@ -254,6 +258,7 @@ class AsyncClient:
                     text = await response.text(errors="replace")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._failure("callback poll", exc, settings) from None
+            self._refused_by_proxy("callback poll", status)
             if self._tokens.refused(status, token, retried=not may_relogin):
                 tokens = self._state.share().tokens
                 key = self._state.account_key(settings)
@@ -261,7 +266,7 @@ class AsyncClient:
                     del tokens[key]
                 continue
             raise_for_redirect(CALLBACK_REQUEST, status, headers.get("Location"))
-            secrets = self._tokens.secrets(settings.password)
+            secrets = self._tokens.secrets(*settings.secrets())
             try:
                 raise_for_callback(status, text, headers.get("Content-Type", ""), secrets)
             except FollowAnalyticsRetryableError as exc:

@@ -22,6 +22,7 @@ from airflow_provider_followanalytics._api import (
     token_from_login_response,
     transport_failure,
 )
+from airflow_provider_followanalytics._network import proxy_refused, route_for
 from airflow_provider_followanalytics._urls import redact_text, redact_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsDownloadError, FollowAnalyticsRetryableError
 
@@ -77,9 +78,10 @@ class TokenKeeper:
         self.forget(token)
         return True
 
-    def secrets(self, password: str | None) -> tuple[str | None, ...]:
-        """Values to hide in any text quoted from a server or an HTTP library."""
-        return (password, *self.past)
+    def secrets(self, *known: str | None) -> tuple[str | None, ...]:
+        """Values to hide in any text quoted from a server or an HTTP library: ``known`` (the settings'
+        passwords) and every token held."""
+        return (*known, *self.past)
 
 
 class SyncClient:
@@ -101,8 +103,9 @@ class SyncClient:
                 if not any(isinstance(f, _RedactExportTokens) for f in logger.filters):
                     logger.addFilter(_RedactExportTokens())
                 session = requests.Session()
-                # Keep trust_env for proxies and CA bundles, but a truthy session.auth stops requests
-                # from replacing our Authorization header with ~/.netrc credentials.
+                # Proxies and CA come from route_for() with each request (the same policy as the async
+                # client's), not from requests' own reading of the environment; no ~/.netrc either.
+                session.trust_env = False
                 session.auth = _keep_headers
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
                 session.mount("https://", adapter)
@@ -131,7 +134,7 @@ class SyncClient:
                 text = response.text
             finally:
                 response.close()
-            secrets = self._tokens.secrets(settings.password)
+            secrets = self._tokens.secrets(*settings.secrets())
             content_type = response.headers.get("Content-Type", "")
             token = token_from_login_response(response.status_code, content_type, text, settings.email, None, secrets)
             self._log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
@@ -167,12 +170,15 @@ class SyncClient:
 
         def failure(exc: BaseException, attempts: int | None = None) -> Exception:
             tls = isinstance(exc, requests.exceptions.SSLError)  # the same handshake would fail again
-            secrets = tokens.secrets(settings.password)
+            secrets = tokens.secrets(*settings.secrets())
             return transport_failure(what, exc, tls=tls, base_url=settings.base_url, secrets=secrets, attempts=attempts)
+
+        route = route_for(url, settings.network)
+        proxies = {} if route.proxy is None else {"http": route.proxy, "https": route.proxy}
 
         def send(token: str | None) -> requests.Response:
             try:
-                return session.request(
+                response = session.request(
                     method,
                     url,
                     params=params,
@@ -181,9 +187,19 @@ class SyncClient:
                     timeout=(settings.timeout, settings.timeout),
                     stream=stream,
                     allow_redirects=False,  # never carry the token to wherever a redirect points
+                    proxies=proxies,
+                    verify=route.verify,
                 )
             except requests.exceptions.SSLError as exc:  # not retried
                 raise failure(exc) from None
+            except requests.exceptions.ProxyError as exc:
+                if "407" in str(exc):  # a tunnel refused: new attempts send the same credentials
+                    raise proxy_refused(what, route.proxy) from None
+                raise  # the proxy is down or unreachable: retried like the API being down
+            if response.status_code == 407 and route.proxy is not None:
+                response.close()
+                raise proxy_refused(what, route.proxy)
+            return response
 
         def attempt() -> requests.Response:
             nonlocal relogged

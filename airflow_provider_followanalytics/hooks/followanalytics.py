@@ -23,10 +23,12 @@ from airflow_provider_followanalytics._api import (
     validate_endpoint,
 )
 from airflow_provider_followanalytics._compat import BaseHook, aget_connection, mask_secret, secret_masker
+from airflow_provider_followanalytics._network import env_proxy_for, route_for
 from airflow_provider_followanalytics._urls import (
     export_token_of,
     is_insecure_remote,
     redact_text,
+    redact_url,
     validate_callback_url,
 )
 from airflow_provider_followanalytics.exceptions import (
@@ -34,7 +36,7 @@ from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsConfigError,
     FollowAnalyticsExportNotReadyError,
 )
-from airflow_provider_followanalytics.hooks._async_client import PROCESS_STATE, AsyncClient, env_proxy_for
+from airflow_provider_followanalytics.hooks._async_client import PROCESS_STATE, AsyncClient
 from airflow_provider_followanalytics.hooks._export_reader import download_to_file
 from airflow_provider_followanalytics.hooks._sync_client import ExportStream, SyncClient, TokenKeeper
 
@@ -171,6 +173,24 @@ class FollowAnalyticsHook(BaseHook):
                 self.followanalytics_conn_id,
                 settings.base_url,
             )
+        route = route_for(settings.base_url, settings.network)
+        if route.verify is False and settings.base_url.startswith("https:"):
+            self.log.warning(
+                "INSECURE: connection %r has the extra verify set to false: the certificate of %s is not checked, "
+                "so anyone on the path can read the FollowAnalytics password and tokens. Point verify at the CA "
+                "bundle that signed it instead.",
+                self.followanalytics_conn_id,
+                settings.base_url,
+            )
+        if route.proxy is not None or route.verify_from != "certifi":
+            self.log.info(
+                "FollowAnalytics requests to %s: proxy %s (%s), CA %s (%s)",
+                settings.base_url,
+                redact_url(route.proxy) if route.proxy else "none",
+                route.proxy_from,
+                route.verify,
+                route.verify_from,
+            )
         return settings
 
     @property
@@ -179,7 +199,7 @@ class FollowAnalyticsHook(BaseHook):
         return self.settings.base_url
 
     def _secrets(self) -> tuple[str | None, ...]:
-        return self._tokens.secrets(self._settings.password if self._settings else None)
+        return self._tokens.secrets(*(self._settings.secrets() if self._settings else ()))
 
     def get_session(self) -> requests.Session:
         """The hook's ``requests`` session (connection pooling; credentials are not stored in it)."""
