@@ -1,5 +1,9 @@
 """HTTP/1.1 plumbing of the emulator: a threaded server that tracks its connections, and a handler.
 
+With an ``ssl.SSLContext`` the server speaks TLS: each accepted connection does its handshake in
+its own thread (a slow or failing client holds up no other), bounded by a timeout; a failed
+handshake (an untrusted certificate, plain HTTP) just closes that connection.
+
 The handler reads each request's body (Content-Length or chunked, bounded in size) and hands it
 to the server's ``answer`` callable; it also has the helpers every answer is built with, down to
 the API's error envelope. Nothing here knows a route.
@@ -19,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
 
 __all__ = ["JSON_CONTENT_TYPE", "NETWORK_ERRORS", "Handler", "Server"]
@@ -28,6 +33,8 @@ _MAX_REQUEST_BODY = 16 * 1024 * 1024
 
 # Connection resets, broken pipes, timeouts: the peer went away or the emulator is stopping.
 NETWORK_ERRORS = (OSError,)
+#: Seconds a client may take to complete the TLS handshake.
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class Server(ThreadingHTTPServer):
@@ -37,6 +44,7 @@ class Server(ThreadingHTTPServer):
         address: ``(host, port)`` to bind; an IPv6 host selects ``AF_INET6``.
         answer: called with the handler and the request body of every request read; it answers.
         stopping: set while the owner stops: errors raised then are not printed.
+        ssl_context: serve TLS with this server-side context (None: plain HTTP).
     """
 
     daemon_threads = True
@@ -48,8 +56,10 @@ class Server(ThreadingHTTPServer):
         address: tuple[str, int],
         answer: Callable[[Handler, bytes], None],
         stopping: threading.Event,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.answer = answer
+        self.ssl_context = ssl_context
         self._stopping = stopping
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -70,6 +80,39 @@ class Server(ThreadingHTTPServer):
             self._connections.add(request)
         super().process_request(request, client_address)
 
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection (in its own thread); over TLS, after the handshake."""
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        tls = self._handshake(request)
+        if tls is None:
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            self.shutdown_request(tls)
+
+    def _handshake(self, request: socket.socket) -> ssl.SSLSocket | None:
+        """Wrap ``request`` in TLS and handshake; None when the client fails it (it is then closed).
+
+        ``wrap_socket`` takes over the file descriptor (``request`` is detached), so the open
+        connection is tracked as the TLS socket from then on.
+        """
+        assert self.ssl_context is not None
+        with self._connections_lock:
+            tls = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            self._connections.discard(request)
+            self._connections.add(tls)
+        try:
+            tls.settimeout(TLS_HANDSHAKE_TIMEOUT)
+            tls.do_handshake()
+            tls.settimeout(None)
+        except (OSError, ValueError):  # ssl.SSLError is an OSError; a closed socket raises ValueError
+            self.shutdown_request(tls)
+            return None
+        return tls
+
     def shutdown_request(self, request: Any) -> None:
         """Forget the connection, then close it."""
         with self._connections_lock:
@@ -87,7 +130,9 @@ class Server(ThreadingHTTPServer):
             connections = list(self._connections)
         for conn in connections:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                # socket.socket's own shutdown: SSLSocket.shutdown would drop its TLS state under
+                # the feet of the thread still reading from it.
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Stay quiet on network errors; print anything else (it is an emulator bug)."""

@@ -19,6 +19,8 @@ class RecordedRequest:
         headers: request headers, lower-case names.
         body: the request body.
         route: ``login``, ``export``, ``callback``, ``data_exporters``, ``control`` or ``unknown``.
+        peer: ``(host, port)`` of the TCP client as the emulator saw it (a proxy's upstream socket,
+            when the request came through one).
     """
 
     method: str
@@ -27,6 +29,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     route: str
+    peer: tuple[str, int] = ("", 0)
 
 
 @dataclasses.dataclass

@@ -136,6 +136,7 @@ def handle(emu: EmulatorState, handler: Handler, body: bytes) -> None:
         headers={name.lower(): value for name, value in handler.headers.items()},
         body=body,
         route=route,
+        peer=(str(handler.client_address[0]), int(handler.client_address[1])),
     )
     emu._record(request)
 

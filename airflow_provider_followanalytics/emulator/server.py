@@ -13,14 +13,17 @@ it through the ``/_emulator/*`` control endpoints.
 
 This module is the facade: configuration, lifecycle and records. The work is done by
 ``_http`` (sockets and HTTP/1.1), ``_routes`` (the API's answers), ``_params`` (the export
-parameters refused), ``_faults`` (fault injection) and ``_control`` (the control plane).
+parameters refused), ``_faults`` (fault injection), ``_control`` (the control plane) and
+``tls`` (certificates and the TLS context, when ``tls=`` asks for https).
 """
 
 from __future__ import annotations
 
 import functools
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_followanalytics.emulator import _routes
@@ -31,6 +34,7 @@ from airflow_provider_followanalytics.emulator._records import RecordedRequest
 from airflow_provider_followanalytics.emulator._routes import _EXPORT_PATHS as _EXPORT_PATHS  # the tests use it
 from airflow_provider_followanalytics.emulator._routes import EXPORT_KIND_OF_ENDPOINT, ROUTES
 from airflow_provider_followanalytics.emulator._samples import make_user
+from airflow_provider_followanalytics.emulator.tls import TLSFiles, make_test_certificates, server_context
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -47,6 +51,8 @@ __all__ = [
     "Fault",
     "FollowAnalyticsEmulator",
     "RecordedRequest",
+    "TLSFiles",
+    "make_test_certificates",
 ]
 
 
@@ -57,6 +63,13 @@ class FollowAnalyticsEmulator:
 
         with FollowAnalyticsEmulator(ready_after=2, export_size=1 << 20) as emu:
             hook_host = emu.url  # "http://127.0.0.1:<port>"
+
+        with FollowAnalyticsEmulator(tls=True) as emu:
+            emu.url  # "https://127.0.0.1:<port>", its certificate signed by emu.tls_files.ca_file
+
+    :param tls: serve https: ``True`` makes a private CA and a server certificate for the loopback
+        names (:func:`make_test_certificates`, in a temporary folder, at the first :meth:`start`);
+        a :class:`TLSFiles` serves the given certificate. ``False`` (default): plain http.
 
     Configuration attributes (change them at any time, from any thread):
 
@@ -83,6 +96,9 @@ class FollowAnalyticsEmulator:
     * ``issued_tokens``: every auth token handed out (kept by :meth:`reset`).
     * ``issued_export_tokens``: every export token handed out in a callback URL (kept by :meth:`reset`).
     * ``user``: the user object the login answers with (its API keys are random secrets).
+
+    ``tls_files`` holds the certificate files served over https (None before the first
+    :meth:`start` with ``tls=True``, and for plain http); clients trust its ``ca_file``.
     """
 
     def __init__(
@@ -96,10 +112,16 @@ class FollowAnalyticsEmulator:
         seed: int = 0,
         public_url: str | None = None,
         max_recorded_requests: int = 10_000,
+        tls: bool | TLSFiles = False,
     ) -> None:
         """Configure the emulator; nothing listens before :meth:`start`."""
         if not isinstance(max_recorded_requests, int) or max_recorded_requests < 1:
             raise ValueError(f"max_recorded_requests={max_recorded_requests!r} must be an integer >= 1.")
+        if not isinstance(tls, (bool, TLSFiles)):
+            raise TypeError(f"tls={tls!r} must be a bool or TLSFiles")
+        self.tls = tls is not False
+        self.tls_files: TLSFiles | None = tls if isinstance(tls, TLSFiles) else None
+        self._tls_folder: tempfile.TemporaryDirectory[str] | None = None
         self.host = host
         self.port = port
         self.email = email
@@ -140,7 +162,9 @@ class FollowAnalyticsEmulator:
             if self._server is not None:
                 raise RuntimeError("the emulator is already running")
             self._stopping.clear()
-            server = Server((self.host, self.port), functools.partial(_routes.handle, self), self._stopping)
+            context = server_context(self._certificates()) if self.tls else None
+            answer = functools.partial(_routes.handle, self)
+            server = Server((self.host, self.port), answer, self._stopping, context)
             self._server = server
             self.port = server.server_port
             self._thread = threading.Thread(
@@ -151,6 +175,14 @@ class FollowAnalyticsEmulator:
             )
             self._thread.start()
         return self
+
+    def _certificates(self) -> TLSFiles:
+        """The certificate files to serve; made into a temporary folder the first time if need be."""
+        if self.tls_files is None:
+            # Removed when the emulator is garbage-collected or the interpreter exits.
+            self._tls_folder = tempfile.TemporaryDirectory(prefix="fa-emulator-tls-")
+            self.tls_files = make_test_certificates(Path(self._tls_folder.name))
+        return self.tls_files
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving: close the listening socket and every open connection, join the thread."""
@@ -190,13 +222,13 @@ class FollowAnalyticsEmulator:
 
     @property
     def url(self) -> str:
-        """Base URL of the running emulator, e.g. ``http://127.0.0.1:8765``."""
+        """Base URL of the running emulator, e.g. ``http://127.0.0.1:8765`` (``https://`` with TLS)."""
         if self._server is None:
             raise RuntimeError("the emulator is not running: call start() first")
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)  # noqa: S104
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def open_connections(self) -> int:
         """Return how many client connections are open right now (keep-alive ones included)."""
