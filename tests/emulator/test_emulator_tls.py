@@ -1,4 +1,4 @@
-"""The emulator over TLS: https with a private CA, clients that fail the handshake, faults, peers."""
+"""The emulator over TLS: https with a private CA, clients that fail the handshake, faults, the CLI, peers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -17,13 +18,15 @@ from cryptography import x509
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator, expected_export_bytes
 from airflow_provider_followanalytics.emulator.content import expected_export_sha256
 from airflow_provider_followanalytics.emulator.tls import TLSFiles, make_test_certificates
+from standins.processes import StandInProcess, emulator_command
 from tests.emulator._support import EMAIL, PASSWORD, login, start_export, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.version_independent  # no Airflow in it: CI runs it on Airflow 3.3 only
+
+CA_LINE = "FollowAnalytics emulator CA certificate: "
 
 
 @pytest.fixture
@@ -216,3 +219,59 @@ def test_peer_is_the_clients_socket_address(tls: bool) -> None:
             assert emu.requests[-1].peer == conn.sock.getsockname()
         finally:
             conn.close()
+
+
+# The command line ---------------------------------------------------------------------------------
+
+
+def _serve_cli(tmp_path: Path, *options: object) -> tuple[str, str]:
+    """Start the CLI with ``options``; check it serves https trusting the CA it prints; return (CA, output)."""
+    with StandInProcess("emulator", emulator_command(EMAIL, PASSWORD, *options), tmp_path / "emulator.out") as proc:
+        url = proc.url
+        assert url.startswith("https://127.0.0.1:"), url
+        lines = proc.text().splitlines()
+        assert lines[0].startswith(CA_LINE), lines
+        assert lines[1] == f"FollowAnalytics emulator listening on {url}", lines
+        ca = lines[0].removeprefix(CA_LINE)
+        response = requests.post(f"{url}/api/login", json={"email": EMAIL, "password": PASSWORD}, verify=ca, timeout=5)
+        assert response.status_code == 200
+        assert response.json()["result"]["auth_token"]
+    assert proc.popen.returncode == 0
+    assert "Traceback" not in proc.text()
+    return ca, proc.text()
+
+
+def test_cli_tls_makes_certificates_in_a_temporary_folder(tmp_path: Path) -> None:
+    ca, _ = _serve_cli(tmp_path, "--tls")
+    assert not Path(ca).exists()  # removed at exit
+
+
+def test_cli_tls_dir_keeps_its_certificates(tmp_path: Path) -> None:
+    ca, _ = _serve_cli(tmp_path, "--tls-dir", tmp_path / "certs")
+    assert ca == str(tmp_path / "certs" / "ca.pem")
+    assert sorted(p.name for p in (tmp_path / "certs").iterdir()) == ["ca.pem", "server-key.pem", "server.pem"]
+
+
+def test_cli_serves_given_certificates(tmp_path: Path) -> None:
+    files = make_test_certificates(tmp_path / "given")
+    options = ("--certfile", files.certfile, "--keyfile", files.keyfile, "--cafile", files.ca_file)
+    ca, _ = _serve_cli(tmp_path, *options)
+    assert ca == str(files.ca_file)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--certfile", "c.pem"],
+        ["--keyfile", "k.pem"],
+        ["--cafile", "ca.pem"],
+        ["--tls-dir", "d", "--certfile", "c", "--keyfile", "k"],
+    ],
+)
+def test_cli_refuses_incomplete_tls_options(options: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_provider_followanalytics.emulator.__main__ import main
+
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--port", "0", *options])
+    assert excinfo.value.code == 2
+    assert "--" in capsys.readouterr().err
