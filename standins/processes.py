@@ -6,7 +6,7 @@ output to a file (for a test to scan, a person to read), and servers announce th
 ``<name> listening on http://HOST:PORT`` line, read with :meth:`StandInProcess.wait_for_url`.
 
 The command of each stand-in is here as well: :func:`emulator_command`, :func:`moto_command`,
-:func:`gcs_command`, :func:`proxy_command`.
+:func:`gcs_command`, :func:`proxy_command`, :func:`forward_proxy_command`.
 """
 
 from __future__ import annotations
@@ -160,3 +160,13 @@ def gcs_command() -> list[str]:
 def proxy_command(target_url: str, bytes_per_second: float) -> list[str]:
     """A TCP proxy to ``target_url`` whose downloads are paced to ``bytes_per_second`` (a WAN stand-in)."""
     return [sys.executable, "-m", "standins.servers", "proxy", target_url, str(bytes_per_second)]
+
+
+def forward_proxy_command(record: Path, auth: str | None = None) -> list[str]:
+    """A recording HTTP forward proxy (CONNECT and absolute-form), its record appended to ``record``.
+
+    :param record: the JSON-lines file of what went through it (see ``standins.forward_proxy``).
+    :param auth: ``USER:PASSWORD`` the proxy requires (``Proxy-Authorization: Basic``), None for none.
+    """
+    options = ["--record", str(record)] + ([] if auth is None else ["--auth", auth])
+    return [sys.executable, "-m", "standins.forward_proxy", *options]
