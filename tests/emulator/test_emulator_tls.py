@@ -7,6 +7,8 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -18,7 +20,7 @@ from cryptography import x509
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator, expected_export_bytes
 from airflow_provider_followanalytics.emulator.content import expected_export_sha256
 from airflow_provider_followanalytics.emulator.tls import TLSFiles, make_test_certificates
-from standins.processes import StandInProcess, emulator_command
+from standins.processes import ROOT, StandInProcess, emulator_command
 from tests.emulator._support import EMAIL, PASSWORD, login, start_export, wait_for
 
 if TYPE_CHECKING:
@@ -119,6 +121,20 @@ def test_given_certificates_are_served(tmp_path: Path) -> None:
     with FollowAnalyticsEmulator(tls=files) as emu:
         assert emu.tls_files == files
         assert requests.get(f"{emu.url}/nothing", verify=str(files.ca_file), timeout=5).status_code == 404
+
+
+def test_cryptography_is_imported_only_to_make_certificates() -> None:
+    code = (
+        "import sys\n"
+        "from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator\n"
+        "with FollowAnalyticsEmulator():\n"
+        "    pass\n"
+        "emu = FollowAnalyticsEmulator(tls=True)\n"
+        "assert 'cryptography' not in sys.modules, 'imported before any certificate is made'\n"
+        "with emu:\n"
+        "    assert 'cryptography' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
 
 # Clients that fail the handshake ------------------------------------------------------------------
