@@ -1,6 +1,6 @@
 """A recording HTTP forward proxy, the stand-in for a company's egress proxy.
 
-``python -m standins.forward_proxy [--auth USER:PASSWORD] [--record FILE]`` listens on
+``python -m standins.forward_proxy [--auth USER:PASSWORD] [--record FILE] [--resolve NAME=ADDRESS ...]`` listens on
 127.0.0.1 (port 0), prints ``forward-proxy listening on http://127.0.0.1:PORT``, and serves
 until SIGTERM/SIGINT:
 
@@ -10,6 +10,9 @@ until SIGTERM/SIGINT:
   connection per request, the request line in origin form, ``Proxy-Authorization`` and
   ``Proxy-Connection`` dropped, ``Connection: close`` both ways, bodies piped as they come (any
   framing); the client connection ends with the response.
+
+``--resolve`` makes NAME (a host name nothing else on the machine resolves) lead to ADDRESS, like
+curl's option of that name: a client that bypassed the proxy could not even connect.
 
 With ``--auth`` a request without that ``Proxy-Authorization: Basic`` gets ``407`` and is not
 forwarded. ``--record`` appends one JSON line per request, flushed at once (for a tunnel, as
@@ -66,9 +69,10 @@ class ForwardProxy:
     :param record: the file record lines are appended to, or None.
     """
 
-    def __init__(self, auth: str | None, record: IO[str] | None) -> None:
+    def __init__(self, auth: str | None, record: IO[str] | None, resolve: dict[str, str] | None = None) -> None:
         self._expected = None if auth is None else b"Basic " + base64.b64encode(auth.encode())
         self._record = record
+        self._resolve = dict(resolve or {})
 
     def _authorized(self, headers: list[tuple[str, str]]) -> bool | None:
         if self._expected is None:
@@ -122,7 +126,8 @@ class ForwardProxy:
                 writer.write(_BAD_REQUEST)
                 return
         try:
-            up_reader, up_writer = await asyncio.open_connection(address[0], int(address[1]))
+            host = self._resolve.get(address[0].lower(), address[0])
+            up_reader, up_writer = await asyncio.open_connection(host, int(address[1]))
         except (OSError, ValueError):
             self._write_record(method, target, authorized, 502, None)
             writer.write(_BAD_GATEWAY)
@@ -195,9 +200,9 @@ async def _join(*ends: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> Non
             writer.transport.abort()
 
 
-async def serve(auth: str | None, record: IO[str] | None) -> None:
+async def serve(auth: str | None, record: IO[str] | None, resolve: dict[str, str] | None = None) -> None:
     """Listen on 127.0.0.1 (port 0), print the ``listening on`` line, serve until SIGTERM/SIGINT."""
-    proxy = ForwardProxy(auth, record)
+    proxy = ForwardProxy(auth, record, resolve)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0, limit=_MAX_HEAD)
     host, port = server.sockets[0].getsockname()[:2]
     print(f"forward-proxy listening on http://{host}:{port}", flush=True)
@@ -214,12 +219,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m standins.forward_proxy", description="A recording forward proxy.")
     parser.add_argument("--auth", metavar="USER:PASSWORD", help="require these Basic proxy credentials")
     parser.add_argument("--record", metavar="FILE", help="append one JSON line per request to FILE")
+    parser.add_argument(
+        "--resolve", metavar="NAME=ADDRESS", action="append", default=[], help="connect to ADDRESS for host NAME"
+    )
     args = parser.parse_args(argv)
     if args.auth is not None and ":" not in args.auth:
         parser.error("--auth takes USER:PASSWORD")
+    if any("=" not in item for item in args.resolve):
+        parser.error("--resolve takes NAME=ADDRESS")
+    resolve = {name.lower(): address for name, _, address in (item.partition("=") for item in args.resolve)}
     with contextlib.ExitStack() as stack:
         record = None if args.record is None else stack.enter_context(open(args.record, "a", encoding="utf-8"))
-        asyncio.run(serve(args.auth, record))
+        asyncio.run(serve(args.auth, record, resolve))
     return 0
 
 

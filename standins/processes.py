@@ -162,11 +162,13 @@ def proxy_command(target_url: str, bytes_per_second: float) -> list[str]:
     return [sys.executable, "-m", "standins.servers", "proxy", target_url, str(bytes_per_second)]
 
 
-def forward_proxy_command(record: Path, auth: str | None = None) -> list[str]:
+def forward_proxy_command(record: Path, auth: str | None = None, resolve: dict[str, str] | None = None) -> list[str]:
     """A recording HTTP forward proxy (CONNECT and absolute-form), its record appended to ``record``.
 
     :param record: the JSON-lines file of what went through it (see ``standins.forward_proxy``).
     :param auth: ``USER:PASSWORD`` the proxy requires (``Proxy-Authorization: Basic``), None for none.
+    :param resolve: host names only the proxy resolves, and the address each leads to.
     """
     options = ["--record", str(record)] + ([] if auth is None else ["--auth", auth])
+    options += [f"--resolve={name}={address}" for name, address in (resolve or {}).items()]
     return [sys.executable, "-m", "standins.forward_proxy", *options]

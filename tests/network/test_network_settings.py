@@ -12,26 +12,6 @@ from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigErr
 pytestmark = pytest.mark.version_independent
 
 API = "https://api.follow-apps.com"
-_ENVIRONMENT = (
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_network_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.parametrize(
