@@ -30,14 +30,26 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
-from standins.processes import StandInProcess, emulator_command, moto_command, proxy_command
+from airflow_provider_followanalytics.emulator.tls import make_test_certificates
+from standins.processes import (
+    StandInProcess,
+    emulator_command,
+    forward_proxy_command,
+    moto_command,
+    proxy_command,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DAG_ID = "followanalytics_deployment"
 #: The one-task form of the same pipeline (export operator with destination=, waiting in the worker).
 ONE_TASK_DAG_ID = "followanalytics_one_task_deployment"
-DAG_IDS = (DAG_ID, ONE_TASK_DAG_ID)
+#: The one-task form deferred, over https through an authenticating proxy (connection followanalytics_network).
+NETWORK_DAG_ID = "followanalytics_network_deployment"
+DAG_IDS = (DAG_ID, ONE_TASK_DAG_ID, NETWORK_DAG_ID)
+#: The https API's host name: only the forward proxy resolves it (to 127.0.0.1).
+NETWORK_API_HOST = "fa-api.test"
+PROXY_USER, PROXY_PASSWORD = "svc-airflow", "deploy-pr0xy-s3cret"
 TERMINAL_RUN_STATES = ("success", "failed")
 
 
@@ -81,12 +93,53 @@ class Processes:
             process.stop()
 
 
-def _http(method: str, url: str, body: Any = None, timeout: float = 30) -> Any:
+def _http(method: str, url: str, body: Any = None, timeout: float = 30, ca_file: Path | None = None) -> Any:
+    import ssl
+
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    context = None if ca_file is None else ssl.create_default_context(cafile=str(ca_file))
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         raw = response.read()
     return json.loads(raw) if raw else None
+
+
+@dataclass
+class NetworkStandIns:
+    """An https emulator reached only through an authenticating forward proxy, each its own process."""
+
+    emulator_url: str  # the emulator itself (https): its control endpoints
+    api_url: str  # the connection's host: https://fa-api.test:PORT, which only the proxy resolves
+    proxy_url: str  # without credentials
+    proxy_record: Path
+    ca_file: Path
+
+    def control(self, method: str, action: str, body: Any = None) -> Any:
+        return _http(method, f"{self.emulator_url}/_emulator/{action}", body, ca_file=self.ca_file)
+
+    def record(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.proxy_record.read_text().splitlines() if line]
+
+    def connection(self, email: str, password: str) -> str:
+        """The ``AIRFLOW_CONN_*`` value: the private CA and the proxy with its credentials, as extras."""
+        proxy = self.proxy_url.replace("http://", f"http://{PROXY_USER}:{PROXY_PASSWORD}@")
+        extra = {"verify": str(self.ca_file), "proxies": {"https": proxy}}
+        return json.dumps(
+            {"conn_type": "followanalytics", "login": email, "password": password, "host": self.api_url, "extra": extra}
+        )
+
+
+def start_network_stand_ins(processes: Processes, email: str, password: str) -> NetworkStandIns:
+    tls = make_test_certificates(processes.captured.parent / "certs", hostnames=(NETWORK_API_HOST, "127.0.0.1"))
+    assert tls.ca_file is not None
+    options = ("--certfile", tls.certfile, "--keyfile", tls.keyfile, "--cafile", tls.ca_file)
+    emulator_url = processes.start("tls-emulator", emulator_command(email, password, *options)).wait_for_url(60)
+    record = processes.captured / "forward-proxy.jsonl"
+    argv = forward_proxy_command(record, f"{PROXY_USER}:{PROXY_PASSWORD}", {NETWORK_API_HOST: "127.0.0.1"})
+    proxy_url = processes.start("forward-proxy", argv).wait_for_url(60)
+    api_url = f"https://{NETWORK_API_HOST}:{emulator_url.rsplit(':', 1)[1]}"
+    _http("POST", f"{emulator_url}/_emulator/config", {"public_url": api_url}, ca_file=tls.ca_file)
+    return NetworkStandIns(emulator_url, api_url, proxy_url, record, tls.ca_file)
 
 
 @dataclass
@@ -328,7 +381,7 @@ class Deployment:
                 attempts[int(match.group(1))] = path.read_text(errors="replace")
         return dict(sorted(attempts.items()))
 
-    def trigger_logs(self, run_id: str, task_id: str) -> str:
+    def trigger_logs(self, run_id: str, task_id: str, dag_id: str = DAG_ID) -> str:
         """What the triggerer wrote for the task (Airflow 3 keeps it beside the task's log)."""
-        folder = self.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
         return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log.trigger.*")))

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.deployment._deployment import Deployment, Processes, StandIns, start_stand_ins
+from tests.deployment._deployment import (
+    Deployment,
+    NetworkStandIns,
+    Processes,
+    StandIns,
+    start_network_stand_ins,
+    start_stand_ins,
+)
 from tests.fixtures import EMAIL, PASSWORD
 
 DAGS = Path(__file__).with_name("dags")
@@ -39,8 +46,14 @@ def stand_ins(processes: Processes) -> StandIns:
 
 
 @pytest.fixture(scope="module")
-def deployment(captured: Path, processes: Processes, stand_ins: StandIns) -> Deployment:
+def network(processes: Processes) -> NetworkStandIns:
+    return start_network_stand_ins(processes, EMAIL, PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def deployment(captured: Path, processes: Processes, stand_ins: StandIns, network: NetworkStandIns) -> Deployment:
     connections = {
+        "AIRFLOW_CONN_FOLLOWANALYTICS_NETWORK": network.connection(EMAIL, PASSWORD),
         "AIRFLOW_CONN_FOLLOWANALYTICS_DEFAULT": json.dumps(
             {"conn_type": "followanalytics", "login": EMAIL, "password": PASSWORD, "host": stand_ins.api_url}
         ),

@@ -23,7 +23,16 @@ import pytest
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
 from airflow_provider_followanalytics.emulator import expected_export_sha256
-from tests.deployment._deployment import ONE_TASK_DAG_ID, Deployment, StandIns, wait_until
+from tests.deployment._deployment import (
+    NETWORK_API_HOST,
+    NETWORK_DAG_ID,
+    ONE_TASK_DAG_ID,
+    PROXY_PASSWORD,
+    Deployment,
+    NetworkStandIns,
+    StandIns,
+    wait_until,
+)
 from tests.deployment.conftest import BUCKET
 
 pytestmark = [pytest.mark.deployment, pytest.mark.timeout(900)]
@@ -232,6 +241,37 @@ def _files_under(folder: Path) -> list[Path]:
     return [path for path in folder.rglob("*") if path.is_file()]
 
 
+def test_the_worker_and_the_triggerer_reach_the_https_api_only_through_the_proxy(
+    deployment: Deployment, stand_ins: StandIns, network: NetworkStandIns
+) -> None:
+    # The API's name resolves only in the proxy: every request, the triggerer's polls included, went
+    # through it (and trusted the private CA of the connection's extras), or the run could not succeed.
+    network.control("POST", "config", {"ready_after": 3, "export_size": 256 * 1024 + 3})
+    run_id = _run_id("network")
+    deployment.trigger(run_id, datetime.now(timezone.utc).isoformat(), {"bucket": BUCKET}, NETWORK_DAG_ID)
+
+    assert deployment.wait_for_run(run_id, 240, NETWORK_DAG_ID) == "success"
+    body = stand_ins.s3().get_object(Bucket=BUCKET, Key=f"network/{run_id}.csv")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == expected_export_sha256(256 * 1024 + 3, "csv", seed=0)
+    requests = network.control("GET", "state")["requests"]
+    assert requests["export"] == 1
+    assert requests["callback"] + requests.get("download", 0) >= 4  # 3 answers 202, then ready, then the download
+    record = network.record()
+    assert {(line["method"], line["target"], line["authorized"], line["status"]) for line in record} == {
+        ("CONNECT", f"{NETWORK_API_HOST}:{network.api_url.rsplit(':', 1)[1]}", True, 200)
+    }
+    # Where the settings came from, as the worker's and the triggerer's hooks logged it.
+    proxy = network.proxy_url.replace("http://", "http://***@")
+    where = f"proxy {proxy} (extra proxies), CA {network.ca_file} (extra verify)"
+    worker_log = "".join(deployment.task_logs(run_id, "export_to_lake", NETWORK_DAG_ID).values())
+    assert where in worker_log
+    triggerer_log = deployment.trigger_logs(run_id, "export_to_lake", NETWORK_DAG_ID) + "".join(
+        path.read_text(errors="replace") for path in deployment.processes.captured.glob("triggerer-*.log")
+    )
+    assert where in triggerer_log
+    assert PROXY_PASSWORD not in worker_log + triggerer_log
+
+
 def test_no_secret_anywhere_airflow_writes(deployment: Deployment, stand_ins: StandIns) -> None:
     # A pipeline that defers, polls several times and logs in again mid-wait (more secrets handed out).
     run_id = _start(deployment, stand_ins, "secrets", ready_after=4, token_max_uses=3)
@@ -242,7 +282,7 @@ def test_no_secret_anywhere_airflow_writes(deployment: Deployment, stand_ins: St
     assert deployment.wait_for_run(one_task_run, 240, ONE_TASK_DAG_ID) == "success"
     secrets = stand_ins.control("GET", "secrets")
     export_tokens = secrets["export_tokens"]
-    never = [secrets["password"], *secrets["auth_tokens"], *secrets["api_keys"]]
+    never = [secrets["password"], *secrets["auth_tokens"], *secrets["api_keys"], PROXY_PASSWORD]
     assert len(secrets["auth_tokens"]) >= 2
     assert export_tokens
     assert len(secrets["api_keys"]) == 4
@@ -286,5 +326,7 @@ def test_the_api_server_serves_the_connection_form(deployment: Deployment) -> No
     assert standard["host"]["title"] == "API base URL"
     assert standard["port"]["hidden"] is True
     assert standard["url_schema"]["hidden"] is True
-    assert set(form["extra_fields"]) == {"timeout", "max_retries", "retry_delay", "allow_insecure_http"}
+    extra = {"timeout", "max_retries", "retry_delay", "allow_insecure_http", "verify", "proxies"}
+    assert set(form["extra_fields"]) == extra
+    assert form["extra_fields"]["proxies"]["schema"]["title"] == "Proxies (JSON, as in requests)"
     assert form["extra_fields"]["timeout"]["schema"]["title"] == "Request timeout (seconds)"
