@@ -111,3 +111,35 @@ def test_a_proxy_that_is_down_is_retried_like_the_api_being_down(
         assert PROXY_PASSWORD not in text
         assert quote(PROXY_PASSWORD, safe="") not in text  # nor percent-encoded
     assert tls_emulator.requests == []
+
+
+def test_verify_false_works_but_every_hook_warns(
+    tls_emulator: FollowAnalyticsEmulator,
+    start_proxy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    task_log: pytest.LogCaptureFixture,
+) -> None:
+    proxy = start_proxy()
+    hooks = [_hook(monkeypatch, tls_emulator, verify="false", proxies={"https": proxy.url}) for _ in range(2)]
+
+    assert hooks[0].login()  # the worker, trusting nothing
+    assert asyncio.run(_alogin(hooks[1]))  # the triggerer, the same
+
+    warnings = [r for r in task_log.records if "INSECURE" in r.getMessage() and "verify set to false" in r.getMessage()]
+    assert len(warnings) == 2  # one per hook: never silently
+    assert {r.levelname for r in warnings} == {"WARNING"}
+
+
+def test_the_proxy_password_is_masked_like_a_password(
+    tls_emulator: FollowAnalyticsEmulator, certificates: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_rendering import _redact
+
+    url = with_credentials("http://127.0.0.1:3128", PROXY_USER, PROXY_PASSWORD)
+    hook = _hook(monkeypatch, tls_emulator, verify=str(certificates.ca_file), proxies={"https": url})
+
+    settings = hook.settings
+
+    for form in (PROXY_PASSWORD, quote(PROXY_PASSWORD, safe="")):  # as sent and as written in the URL
+        assert form not in str(_redact(f"the proxy said {form}"))
+        assert form not in repr(settings)
