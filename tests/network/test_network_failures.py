@@ -143,3 +143,24 @@ def test_the_proxy_password_is_masked_like_a_password(
     for form in (PROXY_PASSWORD, quote(PROXY_PASSWORD, safe="")):  # as sent and as written in the URL
         assert form not in str(_redact(f"the proxy said {form}"))
         assert form not in repr(settings)
+
+
+def test_the_hooks_of_a_triggerer_share_one_ssl_context_per_ca(
+    tls_emulator: FollowAnalyticsEmulator, certificates: Any, start_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A context holds the whole parsed CA bundle: one per trigger would cost what 2,000 triggers cannot.
+    proxies = {"https": start_proxy().url}
+    hooks = [_hook(monkeypatch, tls_emulator, verify=str(certificates.ca_file), proxies=proxies) for _ in range(3)]
+
+    async def log_in_all() -> set[int]:
+        try:
+            for hook in hooks:
+                await hook.aget_session()
+                await hook.alogin()
+            return {id(hook._async._ssl) for hook in hooks}
+        finally:
+            for hook in hooks:
+                await hook.aclose()
+
+    assert len(asyncio.run(log_in_all())) == 1
+    assert tls_emulator.login_count == 1  # and one login for the account
