@@ -83,7 +83,7 @@ def test_both_spellings_of_the_connection_form_match_airflow_schemas() -> None:
 
 
 def test_the_declared_airflow_matrix_is_the_tested_one() -> None:
-    # README's table of minors must be exactly the locks CI installs (.ci/install_check.py), each at its pin.
+    # The docs' table of minors must be exactly the locks CI installs (.ci/install_check.py), each at its pin.
     import re
 
     root = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_the_declared_airflow_matrix_is_the_tested_one() -> None:
         pinned = re.search(r"^apache-airflow==(\S+)$", lock.read_text(), re.MULTILINE)
         assert pinned, lock
         locks[lock.stem.removeprefix("airflow-")] = pinned.group(1)
-    readme = (root / "README.md").read_text()
+    readme = (root / "docs" / "versions.md").read_text()  # the page of the tested minors
     table = dict(re.findall(r"^\| (\d+\.\d+) \| (\d+\.\d+\.\d+) \| ", readme, re.MULTILINE))
     assert table == locks
     assert set(locks) == {"2.10", "2.11", "3.0", "3.1", "3.2", "3.3"}
