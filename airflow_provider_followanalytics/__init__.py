@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 PACKAGE_NAME = "airflow-provider-followanalytics"
+#: Where the documentation site is published (also ``Documentation`` in the package metadata).
+DOCUMENTATION_URL = "https://followanalytics.github.io/airflow-provider-followanalytics/"
 CONN_TYPE = "followanalytics"
 #: The connection every hook, operator, sensor and trigger uses unless told otherwise.
 DEFAULT_CONN_ID = "followanalytics_default"
@@ -29,6 +31,7 @@ def get_provider_info() -> dict[str, Any]:
             "object storage."
         ),
         "versions": [__version__],
+        "documentation-url": DOCUMENTATION_URL,
         "integrations": [
             {
                 "integration-name": _INTEGRATION,

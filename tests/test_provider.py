@@ -99,3 +99,13 @@ def test_the_declared_airflow_matrix_is_the_tested_one() -> None:
     releases = ", ".join(sorted(locks.values(), key=lambda v: tuple(map(int, v.split(".")))))
     assert f"| Apache Airflow | {releases} | `>=2.10,<4` |" in readme
     assert 'apache-airflow>=2.10.0,<4"' in (root / "pyproject.toml").read_text()
+
+
+def test_the_version_and_the_documentation_address_are_spelled_once_each_way() -> None:
+    import tomllib
+
+    from airflow_provider_followanalytics import DOCUMENTATION_URL, __version__, get_provider_info
+
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+    assert project["version"] == __version__  # main carries a development version until a release
+    assert project["urls"]["Documentation"] == DOCUMENTATION_URL == get_provider_info()["documentation-url"]
