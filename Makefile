@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 AZURITE_DIR := $(TOOLS)/azurite
 AZURITE := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
 
-.PHONY: help install install-af2 azurite lint typecheck pytest test test-af2 install-check demo bench ci ci-lane-test ci-lane-matrix clean lock
+.PHONY: help install install-af2 azurite lint typecheck pytest test test-af2 install-check demo bench docs ci ci-lane-test ci-lane-matrix clean lock
 
 help:
 	@echo "make demo           run the example DAG end to end on the emulator and a local S3"
@@ -29,6 +29,7 @@ help:
 	@echo "make test-af2       pytest on Airflow 2.10 (.venv-af2)"
 	@echo "make install-check  the built wheel alone in fresh Airflow 2.10 ... 3.3 envs: form, connection test, demo"
 	@echo "make bench          benchmarks against the Airflow anchors (not part of the tests)"
+	@echo "make docs           the documentation site into docs/_build/html (Sphinx; warnings are errors)"
 	@echo "make azurite        install the Azure Storage emulator (npm) into .tools/azurite (test and bench do it)"
 	@echo "make ci             everything CI runs"
 
@@ -46,6 +47,12 @@ $(VENV_AF2)/.installed: requirements/airflow-2.10.lock pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV_AF2)
 	VIRTUAL_ENV=$(VENV_AF2) $(UV) pip sync --quiet requirements/airflow-2.10.lock
 	VIRTUAL_ENV=$(VENV_AF2) $(UV) pip install --quiet --no-deps -e .
+	touch $@
+
+# The documentation tools (requirements/docs.lock, locked against airflow-3.3.lock: no Airflow pin moves) go
+# into .venv, where autodoc imports the provider. After `pip sync` of .venv (which removes them) again.
+$(VENV)/.docs-installed: requirements/docs.lock $(VENV)/.installed | $(UV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -r requirements/docs.lock
 	touch $@
 
 install: $(VENV)/.installed
@@ -88,6 +95,11 @@ demo: install
 bench: install azurite
 	$(PY) -m benchmarks.run
 
+# -E: a fresh build each time (about 10 s). Sphinx reports a page's warnings only when it reads or writes
+# that page: after a failed build an incremental one would pass without the fix.
+docs: $(VENV)/.docs-installed
+	$(VENV)/bin/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
+
 # CI: the environments first (both lanes need them), the wheel on the newest Airflow (a packaging
 # error fails within minutes), then two lanes side by side, one per core: `make test` (the README's
 # test command, Airflow 3.3) and the rest of the matrix (the wheel on every other minor, the suite on
@@ -113,4 +125,4 @@ lock: | $(UV)
 	for in in requirements/airflow-*.in; do $(UV) pip compile --quiet -p 3.11 $$in -o $${in%.in}.lock || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VENV_AF2) $(TOOLS) build dist *.egg-info .demo .bench
+	rm -rf $(VENV) $(VENV_AF2) $(TOOLS) build dist *.egg-info .demo .bench docs/_build

@@ -115,7 +115,11 @@ def route_for(url: str, network: NetworkSettings) -> Route:
 
 
 def env_proxy_for(url: str) -> str | None:
-    """The environment's proxy for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``; ``NO_PROXY``)."""
+    """The environment's proxy for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``; ``NO_PROXY``).
+
+    :param url: the URL a request goes to; its scheme picks the variable, its host is matched against ``NO_PROXY``.
+    :return: the proxy URL, or None for a direct connection.
+    """
     return _proxy_for(url, NetworkSettings())[0]
 
 

@@ -37,7 +37,7 @@ class Controlled(Protocol):
     def add_fault(self, *args: Any, **kwargs: Any) -> Fault: ...
 
 
-#: Values of :attr:`FollowAnalyticsEmulator.download_mode`.
+#: Values of the :class:`FollowAnalyticsEmulator` attribute ``download_mode``.
 DOWNLOAD_MODES: tuple[str, ...] = ("content-length", "chunked")
 #: Attributes that ``POST /_emulator/config`` may set.
 CONFIG_FIELDS: tuple[str, ...] = (

@@ -30,7 +30,18 @@ _DOWNLOAD_ONLY_KINDS = frozenset({"truncate", "chunked_cut"})
 
 @dataclasses.dataclass
 class Fault:
-    """A fault waiting to be injected; see :meth:`FollowAnalyticsEmulator.add_fault`."""
+    """A fault waiting to be injected; see :meth:`FollowAnalyticsEmulator.add_fault`, which documents each kind.
+
+    :param route: the requests it strikes: one of :data:`FAULT_ROUTES` (``any``: every non-control request).
+    :param kind: what it does: one of :data:`FAULT_KINDS` (default ``status``).
+    :param count: how many matching requests it strikes (>= 1).
+    :param status: HTTP status answered by a ``status`` fault (default 503).
+    :param retry_after: value of a ``Retry-After`` header, sent when given.
+    :param body: response body of a ``status`` or ``json`` fault.
+    :param content_type: Content-Type of a ``status`` or ``json`` fault.
+    :param delay: seconds a ``delay`` fault waits.
+    :param after_bytes: body bytes sent before a download fault strikes.
+    """
 
     route: str
     kind: str = "status"

@@ -10,17 +10,16 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class RecordedRequest:
-    """One request as the emulator received it.
+    """One request as the emulator received it (each parameter is also the attribute of that name).
 
-    Attributes:
-        method: HTTP method.
-        path: the request target without its query string, raw as received (not normalised).
-        query: query parameters (the last value wins for a repeated name).
-        headers: request headers, lower-case names.
-        body: the request body.
-        route: ``login``, ``export``, ``callback``, ``data_exporters``, ``control`` or ``unknown``.
-        peer: ``(host, port)`` of the TCP client as the emulator saw it (a proxy's upstream socket,
-            when the request came through one).
+    :param method: HTTP method.
+    :param path: the request target without its query string, raw as received (not normalised).
+    :param query: query parameters (the last value wins for a repeated name).
+    :param headers: request headers, lower-case names.
+    :param body: the request body.
+    :param route: ``login``, ``export``, ``callback``, ``data_exporters``, ``control`` or ``unknown``.
+    :param peer: ``(host, port)`` of the TCP client as the emulator saw it (a proxy's upstream socket,
+        when the request came through one).
     """
 
     method: str

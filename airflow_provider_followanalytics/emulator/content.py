@@ -216,12 +216,11 @@ def export_chunks(
       the last row cut wherever ``size`` ends.
     * ``xls``: :data:`XLS_MAGIC` then pseudo-random bytes.
 
-    Args:
-        size: exact number of bytes to produce (>= 0).
-        file_format: ``"csv"`` or ``"xls"``.
-        seed: varies the content.
-        chunk_size: largest chunk yielded (> 0).
-        kind: what was exported, one of :data:`EXPORT_KINDS` (default ``"devices"``).
+    :param size: exact number of bytes to produce (>= 0).
+    :param file_format: ``"csv"`` or ``"xls"``.
+    :param seed: varies the content.
+    :param chunk_size: largest chunk yielded (> 0).
+    :param kind: what was exported, one of :data:`EXPORT_KINDS` (default ``"devices"``).
     """
     if size < 0:
         raise ValueError(f"size must be >= 0, got {size}")
@@ -252,12 +251,24 @@ def _generate(size: int, prefix: bytes, block: bytes, doubled: bytes, chunk_size
 
 
 def expected_export_bytes(size: int, file_format: str = "csv", seed: int = 0, *, kind: str = "devices") -> bytes:
-    """Return the whole export as bytes (for small sizes in tests)."""
+    """Return the whole export as bytes (for small sizes in tests): ``export_chunks`` joined.
+
+    :param size: exact number of bytes (>= 0).
+    :param file_format: ``"csv"`` or ``"xls"``.
+    :param seed: varies the content, as the emulator's ``seed``.
+    :param kind: what was exported, one of :data:`EXPORT_KINDS` (default ``"devices"``).
+    """
     return b"".join(export_chunks(size, file_format, seed, kind=kind))
 
 
 def expected_export_sha256(size: int, file_format: str = "csv", seed: int = 0, *, kind: str = "devices") -> str:
-    """Return the hex SHA-256 of the export of ``size`` bytes, computed in bounded memory."""
+    """Return the hex SHA-256 of the export of ``size`` bytes, computed in bounded memory.
+
+    :param size: exact number of bytes (>= 0), as the emulator's ``export_size``.
+    :param file_format: ``"csv"`` or ``"xls"``.
+    :param seed: varies the content, as the emulator's ``seed``.
+    :param kind: what was exported, one of :data:`EXPORT_KINDS` (default ``"devices"``).
+    """
     digest = hashlib.sha256()
     for chunk in export_chunks(size, file_format, seed, kind=kind):
         digest.update(chunk)

@@ -67,6 +67,16 @@ class FollowAnalyticsEmulator:
         with FollowAnalyticsEmulator(tls=True) as emu:
             emu.url  # "https://127.0.0.1:<port>", its certificate signed by emu.tls_files.ca_file
 
+    :param host: the address to listen on (default the IPv4 loopback).
+    :param port: the port to listen on; 0 (default) picks a free one (see :attr:`url`).
+    :param email: the e-mail of the one valid account.
+    :param password: the password of the one valid account.
+    :param ready_after: callback polls answering 202 before an export is ready (0: ready at once).
+    :param export_size: bytes of every export file.
+    :param seed: varies the content of the export files (see ``export_chunks``).
+    :param public_url: base of the callback URLs handed out (default: :attr:`url`), e.g. the URL of a
+        proxy or of another name for this host.
+    :param max_recorded_requests: how many of the latest requests ``requests`` keeps (>= 1).
     :param tls: serve https: ``True`` makes a private CA and a server certificate for the loopback
         names (:func:`make_test_certificates`, in a temporary folder, at the first :meth:`start`);
         a :class:`TLSFiles` serves the given certificate. ``False`` (default): plain http.
@@ -269,23 +279,23 @@ class FollowAnalyticsEmulator:
         Faults are consumed in the order they were added: a request takes the first pending
         fault whose route matches it (``any`` matches every non-control request).
 
-        Args:
-            route: ``login``, ``export``, ``callback`` (any poll), ``download`` (a poll that would
-                have answered 200 with the file), ``data_exporters`` or ``any``.
-            kind: ``status`` (answer ``status`` with ``body``; default body: an HTML page for 5xx,
-                a JSON error for 4xx), ``reset`` (TCP RST; for ``download`` after ``after_bytes``
-                body bytes), ``delay`` (sleep ``delay`` seconds then answer normally; for
-                ``download`` with ``after_bytes`` > 0: send those bytes, stall, close),
-                ``truncate`` (download only: full Content-Length, ``after_bytes`` bytes, FIN),
-                ``chunked_cut`` (download only: chunked, ``after_bytes`` bytes, no final chunk),
-                ``json`` (answer 200 with the raw ``body``).
-            count: how many matching requests the fault applies to.
-            status: HTTP status of a ``status`` fault.
-            retry_after: value of a ``Retry-After`` header, sent when given.
-            body: response body for ``status`` and ``json`` faults.
-            content_type: Content-Type for ``status`` and ``json`` faults.
-            delay: seconds to wait for ``delay`` faults.
-            after_bytes: body bytes sent before a download fault strikes.
+        :param route: ``login``, ``export``, ``callback`` (any poll), ``download`` (a poll that would
+            have answered 200 with the file), ``data_exporters`` or ``any``.
+        :param kind: ``status`` (answer ``status`` with ``body``; default body: an HTML page for 5xx,
+            a JSON error for 4xx), ``reset`` (TCP RST; for ``download`` after ``after_bytes``
+            body bytes), ``delay`` (sleep ``delay`` seconds then answer normally; for
+            ``download`` with ``after_bytes`` > 0: send those bytes, stall, close),
+            ``truncate`` (download only: full Content-Length, ``after_bytes`` bytes, FIN),
+            ``chunked_cut`` (download only: chunked, ``after_bytes`` bytes, no final chunk),
+            ``json`` (answer 200 with the raw ``body``).
+        :param count: how many matching requests the fault applies to.
+        :param status: HTTP status of a ``status`` fault.
+        :param retry_after: value of a ``Retry-After`` header, sent when given.
+        :param body: response body for ``status`` and ``json`` faults.
+        :param content_type: Content-Type for ``status`` and ``json`` faults.
+        :param delay: seconds to wait for ``delay`` faults.
+        :param after_bytes: body bytes sent before a download fault strikes.
+        :return: the queued fault.
         """
         return self._faults.add(Fault(route, kind, count, status, retry_after, body, content_type, delay, after_bytes))
 

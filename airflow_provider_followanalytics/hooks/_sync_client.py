@@ -267,7 +267,12 @@ class SyncClient:
 
 class ExportStream:
     """A ready export being read from its streamed 200 ``response``: iterate :meth:`chunks`, then
-    check ``bytes_read``."""
+    check ``bytes_read``.
+
+    :param response: the streamed 200 response of the callback URL (its body not read yet).
+    :param chunk_size: largest chunk :meth:`chunks` yields, in bytes.
+    :param secrets: strings (password, token, callback URL) to redact from the message of a broken download.
+    """
 
     def __init__(self, response: requests.Response, chunk_size: int, secrets: Secrets = ()) -> None:
         self._response = response
@@ -279,7 +284,8 @@ class ExportStream:
         self.content_type: str = response.headers.get("Content-Type", "")
 
     def chunks(self) -> Generator[bytes, None, None]:
-        """Yield the body in chunks; raise :class:`FollowAnalyticsDownloadError` if it is cut short."""
+        """Yield the body in chunks; raise
+        :class:`~airflow_provider_followanalytics.exceptions.FollowAnalyticsDownloadError` if it is cut short."""
         import requests
         import urllib3.exceptions
 

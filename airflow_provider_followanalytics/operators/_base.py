@@ -68,7 +68,8 @@ class FollowAnalyticsExportOperator(BaseOperator):
         FollowAnalytics request, starts the export, waits, streams the file into it and returns its URL.
     :param destination_conn_id: the store's connection when the URL names none (templated).
     :param replace: overwrite an existing object (default: fail before the export request).
-    :param gzip: compress on the fly; ``gzip_level`` 0-9 (default 6).
+    :param gzip: compress on the fly into one gzip member (a warning when ``destination`` does not end in ``.gz``).
+    :param gzip_level: zlib compression level with ``gzip``, 0-9 (default 6).
     :param content_type: the object's Content-Type on S3, GCS and Azure (default: the export's).
     :param block_size: bytes the store's file sends at a time (default 8 MiB; S3 needs >= 5 MiB).
     :param deferrable: wait in the triggerer (no worker slot held) instead of polling in the worker.

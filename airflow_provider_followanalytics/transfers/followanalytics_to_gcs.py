@@ -18,7 +18,13 @@ if TYPE_CHECKING:
 
 
 def check_gcs_destination(bucket_name: object, object_name: object) -> tuple[str, str]:
-    """Return ``(bucket_name, object_name)`` once checked; raise a clear error otherwise."""
+    """Return ``(bucket_name, object_name)`` once checked; raise a clear error otherwise.
+
+    :param bucket_name: a bucket name (no ``gs://``, no ``/``).
+    :param object_name: the object's name (its path in the bucket), not empty.
+    :raises ~airflow_provider_followanalytics.exceptions.FollowAnalyticsConfigError: either is not a
+        non-empty string of that shape.
+    """
     if not isinstance(bucket_name, str) or not bucket_name.strip() or "/" in bucket_name.strip():
         raise FollowAnalyticsConfigError(
             f"bucket_name={bucket_name!r} is invalid; expected a bucket name such as 'my-lake' "

@@ -21,7 +21,13 @@ S3_MIN_PART_SIZE, S3_MAX_PART_SIZE, S3_MAX_PARTS = 5 * MiB, 5 * 1024 * MiB, 10_0
 
 
 def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
-    """``(bucket, key)`` from ``s3_bucket`` and ``s3_key`` (a key, or a full ``s3://bucket/key``), or a config error."""
+    """``(bucket, key)`` from ``s3_bucket`` and ``s3_key`` (a key, or a full ``s3://bucket/key``), or a config error.
+
+    :param s3_bucket: the bucket name, or None when ``s3_key`` is a full ``s3://`` URL.
+    :param s3_key: the object key, or a full ``s3://bucket/key`` URL (then ``s3_bucket`` is None or the same).
+    :raises ~airflow_provider_followanalytics.exceptions.FollowAnalyticsConfigError: the two do not name
+        one bucket and a key.
+    """
     if not isinstance(s3_key, str) or not s3_key.strip():
         raise FollowAnalyticsConfigError(
             f"s3_key={s3_key!r} is invalid; expected an object key such as 'exports/devices.csv' "
@@ -55,7 +61,12 @@ def parse_s3_destination(s3_bucket: object, s3_key: object) -> tuple[str, str]:
 
 def part_size_for(part_size: int, content_length: int | None) -> int:
     """``part_size``, or larger (whole MiB) for an export of announced size that needs more than 10,000 parts
-    (gzip output counted at the export's size plus 1 %: deflate never grows data by more)."""
+    (gzip output counted at the export's size plus 1 %: deflate never grows data by more).
+
+    :param part_size: the part size asked for, in bytes.
+    :param content_length: the export's announced size in bytes, or None when not announced.
+    :return: the part size to use, at most S3's largest part (5 GiB).
+    """
     if content_length is None:
         return part_size
     needed = -(-(content_length + content_length // 100 + MiB) // S3_MAX_PARTS)
