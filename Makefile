@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 AZURITE_DIR := $(TOOLS)/azurite
 AZURITE := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
 
-.PHONY: help install install-af2 azurite lint typecheck pytest test test-af2 install-check demo bench docs ci ci-lane-test ci-lane-matrix clean lock
+.PHONY: help install install-af2 azurite lint typecheck pytest test test-af2 install-check demo bench docs docs-check ci ci-lane-test ci-lane-matrix clean lock
 
 help:
 	@echo "make demo           run the example DAG end to end on the emulator and a local S3"
@@ -30,6 +30,7 @@ help:
 	@echo "make install-check  the built wheel alone in fresh Airflow 2.10 ... 3.3 envs: form, connection test, demo"
 	@echo "make bench          benchmarks against the Airflow anchors (not part of the tests)"
 	@echo "make docs           the documentation site into docs/_build/html (Sphinx; warnings are errors)"
+	@echo "make docs-check     make docs, then every page opened in headless Chromium (screenshots in docs/_build/screenshots)"
 	@echo "make azurite        install the Azure Storage emulator (npm) into .tools/azurite (test and bench do it)"
 	@echo "make ci             everything CI runs"
 
@@ -100,12 +101,21 @@ bench: install azurite
 docs: $(VENV)/.docs-installed
 	$(VENV)/bin/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
 
+# Debian's Chromium (apt) when the machine has none: CI machines start without it.
+CHROMIUM := /usr/bin/chromium
+docs-check: docs
+	@test -x $(CHROMIUM) || { start=$$(date +%s); \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	  && echo "chromium installed in $$(( $$(date +%s) - start ))s"; }
+	$(PY) scripts/check_docs_pages.py --chromium $(CHROMIUM)
+
 # CI: the environments first (both lanes need them), the wheel on the newest Airflow (a packaging
 # error fails within minutes), then two lanes side by side, one per core: `make test` (the README's
 # test command, Airflow 3.3) and the rest of the matrix (the wheel on every other minor, the suite on
-# 2.10, the demo). Each lane's output is printed whole when it ends, with its time.
+# 2.10, the demo, the docs site). Each lane's output is printed whole when it ends, with its time. The docs
+# tools go into .venv before the lanes start: the test lane runs pytest in it.
 OTHER_MINORS = $(filter-out 3.3,$(patsubst requirements/airflow-%.lock,%,$(wildcard requirements/airflow-*.lock)))
-ci: install install-af2 azurite
+ci: install install-af2 azurite $(VENV)/.docs-installed
 	$(MAKE) --no-print-directory install-check AIRFLOW_MINORS=3.3
 	$(MAKE) --no-print-directory -j2 --output-sync=target ci-lane-test ci-lane-matrix
 
@@ -116,8 +126,9 @@ ci-lane-test:
 ci-lane-matrix:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory install-check AIRFLOW_MINORS="$(OTHER_MINORS)" && \
-	$(MAKE) --no-print-directory test-af2 && $(MAKE) --no-print-directory demo; status=$$?; \
-	echo "lane matrix (wheel on $(OTHER_MINORS), suite on 2.10, demo): $$(( $$(date +%s) - start ))s, exit $$status"; \
+	$(MAKE) --no-print-directory test-af2 && $(MAKE) --no-print-directory demo && \
+	$(MAKE) --no-print-directory docs docs-check; status=$$?; \
+	echo "lane matrix (wheel on $(OTHER_MINORS), suite on 2.10, demo, docs): $$(( $$(date +%s) - start ))s, exit $$status"; \
 	exit $$status
 
 # Re-resolve the pinned environments, one per Airflow minor (needs the package registry).
