@@ -73,8 +73,8 @@ copybutton_prompt_is_regexp = True
 # purpose (a public object defined in one links to where the API page documents it: public_api_check).
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(collections\.abc|datetime|io|pathlib|ssl|threading|types)\.\w+"),
-    (r"py:.*", r"(airflow|aiohttp|requests|tenacity)\..+"),
+    (r"py:.*", r"(collections\.abc|datetime|pathlib|ssl)\.\w+"),
+    (r"py:.*", r"(airflow|aiohttp|requests)\..+"),
     (r"py:.*", r"airflow_provider_followanalytics\.(\w+\.)*_\w+\.\w+(\.\w+)?"),
     # operators._arguments.Arg (internal), named bare by the annotation of the class attribute
     # FollowAnalyticsExportOperator.export_arguments: autodoc cannot evaluate it against BaseOperator's.
