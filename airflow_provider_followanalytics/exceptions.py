@@ -65,5 +65,10 @@ class FollowAnalyticsExportNotReadyError(FollowAnalyticsAPIError):
     """The callback URL answered 202: the export file is not generated yet."""
 
 
+class FollowAnalyticsEmptyExportError(FollowAnalyticsError, AirflowFailException):
+    """A CSV export has no data row and the task was told ``allow_empty=False``; nothing was written.
+    An ``AirflowFailException``: a retry would read the same export."""
+
+
 class FollowAnalyticsDownloadError(FollowAnalyticsAPIError):
     """The export download broke off or does not match its announced size."""

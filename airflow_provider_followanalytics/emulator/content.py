@@ -66,7 +66,8 @@ _CITIES: tuple[str, ...] = (
     "Lyon",
 )
 _PLATFORMS: tuple[str, ...] = ("ios", "android", "web")
-# The quoted one exercises CSV quoting, the accented one UTF-8.
+# The quoted ones exercise CSV quoting (a comma; escaped quotes and a newline inside one field: one
+# record over two lines), the accented one UTF-8.
 _EVENTS: tuple[str, ...] = (
     "app_open",
     "screen_view",
@@ -76,6 +77,7 @@ _EVENTS: tuple[str, ...] = (
     "search",
     '"Checkout, step 2"',
     "Écran d'accueil",
+    '"Promo ""Spring""\nbanner"',
 )
 _APPS: tuple[str, ...] = ("FAAPPLI_123456789", "FAAPPLI_987654321")
 

@@ -11,7 +11,12 @@ import zlib
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow_provider_followanalytics._api import backoff_delay
-from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsDownloadError
+from airflow_provider_followanalytics.exceptions import (
+    FollowAnalyticsConfigError,
+    FollowAnalyticsDownloadError,
+    FollowAnalyticsEmptyExportError,
+)
+from airflow_provider_followanalytics.hooks._export_content import ExportContent, Progress, is_csv
 
 if TYPE_CHECKING:
     import logging
@@ -45,9 +50,10 @@ class ExportReader(io.RawIOBase):
 
     :param export: the open download (``FollowAnalyticsHook.open_export``).
     :param gzip_level: a zlib level to compress with, or None for the export as served.
+    :param watch: what to learn from the body as it passes (rows, columns; see ``ExportWatch``).
     """
 
-    def __init__(self, export: ExportStream, gzip_level: int | None = None) -> None:
+    def __init__(self, export: ExportStream, gzip_level: int | None = None, watch: ExportWatch | None = None) -> None:
         super().__init__()
         self._export, self._chunks = export, export.chunks()
         self._compressor = None if gzip_level is None else zlib.compressobj(gzip_level, zlib.DEFLATED, 31)
@@ -56,6 +62,8 @@ class ExportReader(io.RawIOBase):
         self.bytes_out = 0
         self.content_type = export.content_type
         self.content_length = export.content_length  # of the export as served (before gzip)
+        self._watch = watch
+        self.content: ExportContent | None = None if watch is None else watch.start(export)
 
     @property
     def bytes_downloaded(self) -> int:
@@ -90,6 +98,8 @@ class ExportReader(io.RawIOBase):
                 self._error = exc  # a finished generator would look like a clean end next time
                 raise
             self._ended = chunk is None
+            if self._watch is not None:
+                self._watch.saw(self, chunk)  # may raise at the end (an empty export refused): nothing is written
             if self._compressor is not None:
                 chunk = self._compressor.flush() if chunk is None else self._compressor.compress(chunk)
             self._pending = memoryview(chunk or b"")
@@ -130,6 +140,41 @@ class ExportReader(io.RawIOBase):
         return b"".join(pieces)
 
 
+class ExportWatch:
+    """What a transfer watches in the body as it streams: progress lines, and for a CSV its columns and rows.
+
+    :param log: the task's logger (a progress line at most every ``PROGRESS_INTERVAL`` seconds).
+    :param count_rows: count the CSV records exactly (for lineage); an empty export is found either way.
+    :param allow_empty: False to fail, before anything is written, on a CSV export without a data row.
+    """
+
+    def __init__(self, log: logging.Logger | Any, *, count_rows: bool, allow_empty: bool = True) -> None:
+        self.log, self.count_rows, self.allow_empty = log, count_rows, allow_empty
+        self._progress: Progress | None = None
+
+    def start(self, export: ExportStream) -> ExportContent:
+        """A new download attempt begins (each restart from zero counts afresh)."""
+        self._progress = Progress(self.log, export.content_length)
+        return ExportContent(is_csv(export.content_type), count_rows=self.count_rows)
+
+    def saw(self, reader: ExportReader, chunk: bytes | None) -> None:
+        """Take one piece as served (``None``: the end of the body)."""
+        content = reader.content
+        assert content is not None
+        assert self._progress is not None
+        if chunk is not None:
+            content.feed(chunk)
+            self._progress.update(reader.bytes_downloaded)
+            return
+        content.finish()
+        if content.empty and not self.allow_empty:
+            raise FollowAnalyticsEmptyExportError(
+                f"The FollowAnalytics export has no data row (only its header: {', '.join(content.columns or [])}); "
+                "allow_empty=False, so nothing was written. Check the export's filters and window (the period or "
+                "updated_since), or set allow_empty=True to write it anyway."
+            )
+
+
 def stream_export(
     hook: ExportSource,
     callback_url: str,
@@ -139,6 +184,7 @@ def stream_export(
     log: logging.Logger | Any,
     gzip_level: int | None = None,
     chunk_size: int | None = None,
+    watch: ExportWatch | None = None,
 ) -> T:
     """Hand ``consume`` a reader of the ready export; start again from zero when the download breaks.
 
@@ -151,7 +197,7 @@ def stream_export(
         try:
             with (
                 hook.open_export(callback_url, *(() if chunk_size is None else (chunk_size,))) as export,
-                ExportReader(export, gzip_level) as reader,
+                ExportReader(export, gzip_level, watch) as reader,
             ):
                 return consume(reader)
         except FollowAnalyticsDownloadError as exc:
@@ -180,12 +226,16 @@ def transfer_export(
     attempts: int,
     log: logging.Logger | Any,
     gzip_level: int | None = None,
+    allow_empty: bool = True,
+    count_rows: bool = False,
 ) -> ExportReader:
     """:func:`stream_export` into ``write`` (which publishes ``uri`` whole or not at all), with its log lines.
 
     :param callback_url: the checked callback URL (only its redacted form is logged).
     :param write: sends every byte of the reader; returns a note for the log.
-    :return: the reader, for its byte counts.
+    :param allow_empty: False to fail on a CSV export without a data row, before anything is written.
+    :param count_rows: count the CSV records exactly (``reader.content.rows``, for lineage).
+    :return: the reader, for its byte counts and ``content`` (columns, rows).
     """
     from airflow_provider_followanalytics._urls import redact_url
 
@@ -193,8 +243,15 @@ def transfer_export(
         log.warning("gzip=True but %s does not end with '.gz'; most readers detect gzip by that suffix.", uri)
     log.info("Streaming FollowAnalytics export %s to %s", redact_url(callback_url), uri)
     started = time.monotonic()
+    watch = ExportWatch(log, count_rows=count_rows, allow_empty=allow_empty)
     reader, note = stream_export(
-        hook, callback_url, lambda reader: (reader, write(reader)), attempts=attempts, log=log, gzip_level=gzip_level
+        hook,
+        callback_url,
+        lambda reader: (reader, write(reader)),
+        attempts=attempts,
+        log=log,
+        gzip_level=gzip_level,
+        watch=watch,
     )
     seconds = time.monotonic() - started
     log.info(
@@ -206,6 +263,12 @@ def transfer_export(
         seconds,
         reader.bytes_downloaded / (1 << 20) / max(seconds, 1e-6),
     )
+    if reader.content is not None and reader.content.empty:
+        log.warning(
+            "The FollowAnalytics export written to %s has no data row, only its header; set allow_empty=False to "
+            "fail instead (check the export's filters and window).",
+            uri,
+        )
     return reader
 
 

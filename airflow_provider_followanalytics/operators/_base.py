@@ -78,6 +78,8 @@ class FollowAnalyticsExportOperator(BaseOperator):
     :param wait_timeout: seconds to wait for the export (default 24 hours).
     :param max_consecutive_failures: failed checks in a row (network, 429, 5xx) before failing (default 5).
     :param download_attempts: downloads before giving up (default: the connection's ``max_retries`` + 1).
+    :param allow_empty: with ``destination``, a CSV export with no data row is written with a warning
+        (default); ``False`` fails the task instead, before anything is written.
     :return: the callback URL (``skip_email=True``), the API's confirmation message (``skip_email=False``),
         or with ``destination`` the destination's URL without its connection id.
 
@@ -143,6 +145,7 @@ class FollowAnalyticsExportOperator(BaseOperator):
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         download_attempts: int | None = None,
+        allow_empty: bool = True,
         **kwargs: Any,
     ) -> None:
         # A typed export's own arguments arrive here through its __init__; BaseOperator must not get them.
@@ -164,10 +167,11 @@ class FollowAnalyticsExportOperator(BaseOperator):
         self.max_consecutive_failures = check_failure_budget(max_consecutive_failures)
         if download_attempts is not None:
             check_int("download_attempts", download_attempts, 1, 1 << 20, "a positive integer (or None)")
-        self.download_attempts = download_attempts
+        self.download_attempts, self.allow_empty = download_attempts, allow_empty
         #: The callback URL of this try's export, and the path written (for lineage).
         self.callback_url: str | None = None
         self.written_to: Any = None
+        self.export_content: Any = None
         self.endpoint = self.default_endpoint if endpoint is None else endpoint
         self.query_params = query_params
         self.file_format = file_format
@@ -246,4 +250,4 @@ class FollowAnalyticsExportOperator(BaseOperator):
             return None
         from airflow_provider_followanalytics.transfers._lineage import lineage_of
 
-        return lineage_of(self.callback_url, self.written_to)
+        return lineage_of(self.callback_url, self.written_to, content=self.export_content)

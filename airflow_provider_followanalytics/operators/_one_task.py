@@ -126,7 +126,9 @@ class OneTask:
     def write(self, callback_url: str) -> str:
         """Stream the ready export into the checked destination; return its URL."""
         operator = self.operator
-        transfer_export(
+        from airflow_provider_followanalytics.transfers._lineage import lineage_wanted
+
+        reader = transfer_export(
             self.hook,
             callback_url,
             self.destination.uri,
@@ -134,8 +136,11 @@ class OneTask:
             attempts=operator.download_attempts or self.hook.settings.max_retries + 1,
             log=operator.log,
             gzip_level=operator.gzip_level if operator.gzip else None,
+            allow_empty=operator.allow_empty,
+            count_rows=lineage_wanted(),
         )
         operator.written_to = self.destination.path  # lineage reads the Azure account from the path
+        operator.export_content = reader.content
         return self.destination.uri
 
     def _waited_too_long(self, message: str) -> Exception:

@@ -68,6 +68,8 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
     :param poll_interval: seconds between two checks while deferred (default 60).
     :param wait_timeout: seconds a deferred transfer waits for its export (default 24 hours).
     :param outlet_uri: the destination's URI when known at parse time: declared as an outlet.
+    :param allow_empty: a CSV export with no data row (only its header) is written with a warning
+        (default); ``False`` fails the task instead, before anything is written.
     """
 
     template_fields: Sequence[str] = ("callback_url", "followanalytics_conn_id")
@@ -88,6 +90,7 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         poll_interval: float = 60.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         outlet_uri: str | None = None,
+        allow_empty: bool = True,
         **kwargs: Any,
     ) -> None:
         for module, requirement in self.required_packages:
@@ -103,8 +106,11 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
             check_int("download_attempts", download_attempts, 1, 1 << 20, "a positive integer (or None)")
         self.download_attempts, self.deferrable = download_attempts, deferrable
         self.poll_interval, self.wait_timeout = float(poll_interval), float(wait_timeout)
-        #: What was written, for lineage: the destination URL, or the ObjectStoragePath (its Azure account).
+        self.allow_empty = allow_empty
+        #: What was written, for lineage: the destination URL, or the ObjectStoragePath (its Azure account),
+        #: and what the body held (columns, rows, size).
         self.written_to: Any = None
+        self.export_content: Any = None
 
     def prepare(self) -> str:
         """Check the destination before anything is downloaded; return its URL (for logs, XCom, lineage)."""
@@ -169,7 +175,9 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
             self.store_hook_class  # noqa: B018 - a missing provider says what to install, before anything else
         callback_url = self.hook.check_callback_url(self.callback_url)  # before any request; masks the token
         uri = self.prepare()
-        transfer_export(
+        from airflow_provider_followanalytics.transfers._lineage import lineage_wanted
+
+        reader = transfer_export(
             self.hook,
             callback_url,
             uri,
@@ -177,7 +185,10 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
             attempts=self.download_attempts or self.hook.settings.max_retries + 1,
             log=self.log,
             gzip_level=self.gzip_level if self.gzip else None,
+            allow_empty=self.allow_empty,
+            count_rows=lineage_wanted(),
         )
+        self.export_content = reader.content
         if self.written_to is None:
             self.written_to = uri
         return uri
@@ -186,4 +197,4 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         """OpenLineage: the export in (API host and path, no token), the object out; None without the provider."""
         from airflow_provider_followanalytics.transfers._lineage import lineage_of
 
-        return lineage_of(self.callback_url, self.written_to)
+        return lineage_of(self.callback_url, self.written_to, content=self.export_content)

@@ -63,14 +63,29 @@ def _azure_account_of(destination: Any) -> str | None:
         return None
 
 
-def lineage_of(callback_url: str, destination: Any = None, account_name: str | None = None) -> OperatorLineage | None:
+def lineage_wanted() -> bool:
+    """Whether the openlineage provider is installed and not disabled: only then are rows counted."""
+    import importlib.util
+
+    if importlib.util.find_spec("airflow.providers.openlineage") is None:
+        return False
+    from airflow_provider_followanalytics._compat import conf
+
+    return not conf.getboolean("openlineage", "disabled", fallback=False)
+
+
+def lineage_of(
+    callback_url: str, destination: Any = None, account_name: str | None = None, content: Any = None
+) -> OperatorLineage | None:
     """The ``OperatorLineage`` of a transfer, or None when the openlineage provider is not installed.
 
     ``destination`` is what it wrote (an ``ObjectStoragePath`` or a URL; None reports the input only);
-    ``account_name`` is the Azure account of an ``abfs://`` URL string (read from a path's filesystem).
+    ``account_name`` is the Azure account of an ``abfs://`` URL string (read from a path's filesystem);
+    ``content`` (an ``ExportContent``) adds the output's ``schema`` (the CSV header's columns, as strings)
+    and ``outputStatistics`` (its size in bytes as served, and the exact row count of a CSV).
     """
     try:
-        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.common.compat.openlineage.facet import Dataset, OutputDataset
         from airflow.providers.openlineage.extractors import OperatorLineage
     except ImportError:
         return None
@@ -79,4 +94,25 @@ def lineage_of(callback_url: str, destination: Any = None, account_name: str | N
         return OperatorLineage(inputs=inputs)
     if account_name is None and not isinstance(destination, str):
         account_name = _azure_account_of(destination)
-    return OperatorLineage(inputs=inputs, outputs=[Dataset(*object_dataset(str(destination), account_name))])
+    namespace, name = object_dataset(str(destination), account_name)
+    if content is None:
+        return OperatorLineage(inputs=inputs, outputs=[Dataset(namespace, name)])
+    facets, output_facets = _facets_of(content)
+    output = OutputDataset(namespace, name, facets=facets, outputFacets=output_facets)
+    return OperatorLineage(inputs=inputs, outputs=[output])
+
+
+def _facets_of(content: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The output's dataset facets (``schema``) and output facets (``outputStatistics``)."""
+    from airflow.providers.common.compat.openlineage.facet import (
+        OutputStatisticsOutputDatasetFacet,
+        SchemaDatasetFacet,
+        SchemaDatasetFacetFields,
+    )
+
+    facets: dict[str, Any] = {}
+    if content.columns:
+        fields = [SchemaDatasetFacetFields(name=name, type="string") for name in content.columns]
+        facets["schema"] = SchemaDatasetFacet(fields=fields)
+    statistics = OutputStatisticsOutputDatasetFacet(rowCount=content.rows, size=content.size)
+    return facets, {"outputStatistics": statistics}

@@ -1,4 +1,5 @@
-"""The DAG of the lineage test: export >> three transfers (S3, Azure, a local file), run in a child process.
+"""The DAG of the lineage test: export >> three transfers (S3, Azure, a local file), and an events export
+(quoted newlines in its body) into a local file, run in a child process.
 
 Where it writes comes from the environment the test sets (``FA_LINEAGE_*``), as do the connections
 (emulator, moto, Azurite).
@@ -10,7 +11,10 @@ import datetime as dt
 import os
 
 from airflow_provider_followanalytics._compat import AIRFLOW_V_3
-from airflow_provider_followanalytics.operators.exports import FollowAnalyticsSegmentDevicesExportOperator
+from airflow_provider_followanalytics.operators.exports import (
+    FollowAnalyticsAppEventsExportOperator,
+    FollowAnalyticsSegmentDevicesExportOperator,
+)
 from airflow_provider_followanalytics.transfers.followanalytics_to_object_storage import (
     FollowAnalyticsToObjectStorageOperator,
 )
@@ -46,3 +50,16 @@ with DAG(
             **ready,
         ),
     ]
+    events = FollowAnalyticsAppEventsExportOperator(
+        task_id="start_events_export",
+        app_identifier="FAAPPLI_123456789",
+        since_date="2026-01-01T00:00:00Z",
+        until_date="2026-01-02T00:00:00Z",
+    )
+    events >> FollowAnalyticsToObjectStorageOperator(
+        task_id="events_to_file",
+        callback_url=events.output,
+        destination=f"file://{os.environ.get('FA_LINEAGE_LOCAL_DIR', '/tmp')}/events.csv",
+        deferrable=True,
+        poll_interval=0.05,
+    )

@@ -6,10 +6,13 @@ process (``openlineage_run``); the export is ready after a few polls, so the tra
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_followanalytics.emulator import FollowAnalyticsEmulator
+from airflow_provider_followanalytics.emulator.content import expected_export_bytes
 from tests.lineage.fixtures import NAMESPACE
 
 
@@ -51,3 +54,14 @@ def test_transfers_report_the_export_and_the_object(
     assert tokens[0]
     assert tokens[0] not in run.events_file.read_text()  # never the export token, anywhere in any event
     assert (tmp_path / "devices.csv").stat().st_size == emulator.export_size
+    # What the outputs hold: the CSV header's columns and the exact record count (quote-aware: the
+    # events body has newlines inside quoted fields), and the size as served.
+    for task_id, kind in (("to_s3", "devices"), ("to_file", "devices"), ("events_to_file", "events")):
+        (output,) = run.task_events(task_id, "COMPLETE")[0]["outputs"]
+        body = expected_export_bytes(emulator.export_size, "csv", kind=kind)
+        records = list(csv.reader(io.StringIO(body.decode("utf-8", errors="replace"), newline="")))
+        assert [f["name"] for f in output["facets"]["schema"]["fields"]] == records[0], task_id
+        assert {f["type"] for f in output["facets"]["schema"]["fields"]} == {"string"}
+        statistics = output["outputFacets"]["outputStatistics"]
+        assert (statistics["rowCount"], statistics["size"]) == (len(records) - 1, emulator.export_size), task_id
+    assert body.count(b"\n") > len(records)  # the events body did hold quoted newlines
