@@ -99,6 +99,21 @@ def lineage_uri_object(uri: str) -> Any:
     return Asset(uri)
 
 
+def stats() -> Any:
+    """Airflow's ``Stats``, the metrics logger its ``[metrics]`` section configures (imported on use).
+
+    ``airflow.sdk.observability.stats`` from 3.2 (the Task SDK's, which the task runner and, through
+    ``airflow.sdk.serde``, the triggerer initialize from ``[metrics]``); 2.10, 2.11, 3.0 and 3.1 keep it
+    in ``airflow.stats``, configured on first use (3.2 and 3.3 still answer there, deprecated). Every
+    one takes ``Stats.incr(name, count, tags={...})`` and ``Stats.timing(name, timedelta, tags={...})``.
+    """
+    try:
+        from airflow.sdk.observability.stats import Stats
+    except ImportError:
+        from airflow.stats import Stats  # type: ignore[no-redef]
+    return Stats
+
+
 def object_storage_path(destination: Any, conn_id: str | None = None) -> Any:
     """An ``ObjectStoragePath`` for a URL (or another path), imported on use: fsspec is costly at parse
     time. ``conn_id`` is the connection to use when the URL names none (``s3://conn@bucket/key``)."""
@@ -128,4 +143,5 @@ __all__ = [
     "mask_secret",
     "object_storage_path",
     "secret_masker",
+    "stats",
 ]
