@@ -18,6 +18,7 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_followanalytics import _metrics
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
     USER_AGENT,
@@ -215,6 +216,7 @@ class AsyncClient:
         content_type = headers.get("Content-Type", "")
         token = token_from_login_response(status, content_type, text, settings.email, retry_after, secrets)
         self._log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
+        _metrics.login("async")
         return token
 
     def _failure(self, what: str, exc: BaseException, settings: ConnectionSettings) -> Exception:
@@ -260,6 +262,7 @@ class AsyncClient:
                 raise self._failure("callback poll", exc, settings) from None
             self._refused_by_proxy("callback poll", status)
             if self._tokens.refused(status, token, retried=not may_relogin):
+                _metrics.relogin("async")
                 tokens = self._state.share().tokens
                 key = self._state.account_key(settings)
                 if tokens.get(key) == token:  # unless another hook already replaced it

@@ -12,6 +12,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_followanalytics import _metrics
 from airflow_provider_followanalytics._api import (
     RELOGIN_STATUSES,
     backoff_delay,
@@ -138,6 +139,7 @@ class SyncClient:
             content_type = response.headers.get("Content-Type", "")
             token = token_from_login_response(response.status_code, content_type, text, settings.email, None, secrets)
             self._log.info("Logged in to FollowAnalytics at %s as %s", settings.base_url, settings.email)
+            _metrics.login("sync")
             return self._tokens.remember(token)
 
     def send(
@@ -208,6 +210,7 @@ class SyncClient:
             if self._tokens.refused(response.status_code, token, retried=relogged):
                 response.close()
                 self._log.info("FollowAnalytics %s answered %d: logging in again once", what, response.status_code)
+                _metrics.relogin("sync")
                 relogged = True
                 response = send(self.login(settings))
             if 300 <= response.status_code < 400:
@@ -232,10 +235,14 @@ class SyncClient:
             assert state.outcome is not None
             assert state.next_action is not None
             if state.outcome.failed:
-                reason = f": {type(state.outcome.exception()).__name__}"
+                exc = state.outcome.exception()
+                reason = f": {type(exc).__name__}"
+                cause = _metrics.retry_cause(None, isinstance(exc, requests.Timeout))
             else:
                 state.outcome.result().close()
                 reason = f" answered HTTP {state.outcome.result().status_code}"
+                cause = _metrics.retry_cause(state.outcome.result().status_code, False)
+            _metrics.http_retry(cause, "sync")
             retry = (state.attempt_number, settings.max_retries, state.next_action.sleep)
             log.warning("FollowAnalytics %s%s; retry %d/%d in %.1fs", what, reason, *retry)
 

@@ -11,7 +11,7 @@ import dataclasses
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_followanalytics import CONN_TYPE, DEFAULT_CONN_ID
+from airflow_provider_followanalytics import CONN_TYPE, DEFAULT_CONN_ID, _metrics
 from airflow_provider_followanalytics._api import (
     CALLBACK_REQUEST,
     FILE_FORMATS,
@@ -258,6 +258,7 @@ class FollowAnalyticsHook(BaseHook):
         :param file_format: ``"csv"`` (UTF-8) or ``"xls"``; the suffix is always sent.
         :param skip_email: True to get a callback URL to poll; False to have the file e-mailed.
         :return: the callback URL when ``skip_email``, else the server's confirmation sentence.
+            Counted in ``followanalytics.export_started`` once the server accepted it (tag ``export_type``).
         """
         if file_format not in FILE_FORMATS:
             raise FollowAnalyticsConfigError(f"file_format={file_format!r} is not supported; expected 'csv' or 'xls'.")
@@ -271,6 +272,7 @@ class FollowAnalyticsHook(BaseHook):
         query = {key: value for key, value in (params or {}).items() if value is not None}
         query["skip_email"] = "true" if skip_email else "false"
         result = self.run("GET", f"{endpoint}.{file_format}", params=query)
+        _metrics.export_started(_metrics.export_type_of(endpoint))
         if not skip_email:
             return result if isinstance(result, str) else str(result)
         callback = result.get("callback") if isinstance(result, dict) else None

@@ -6,7 +6,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_followanalytics import DEFAULT_CONN_ID
+from airflow_provider_followanalytics import DEFAULT_CONN_ID, _metrics
 from airflow_provider_followanalytics._checks import check_failure_budget, check_seconds
 from airflow_provider_followanalytics._compat import (
     AirflowSensorTimeout,
@@ -71,6 +71,11 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         ``mode="reschedule"`` every check is a new process, so the count never builds up.
     :param soft_fail: skip the task instead of failing it when the wait fails or times out.
     :return: the callback URL (the ``return_value`` XCom) once the export is ready.
+
+    Metric ``followanalytics.export_ready_latency`` (``waiter=worker``) in poke mode: the time from
+    this task run's first poke to the poke that saw the export ready, on the worker's monotonic
+    clock. Not sent in reschedule mode (each poke is another run) nor by the check a deferrable
+    sensor makes before deferring (the trigger times its own wait).
     """
 
     template_fields: Sequence[str] = ("callback_url", "followanalytics_conn_id")
@@ -104,6 +109,7 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
         check_failure_budget(max_consecutive_failures)
         self.max_consecutive_failures = max_consecutive_failures
         self._budget = FailureBudget(max_consecutive_failures)
+        self._first_poke: float | None = None
 
     @cached_property
     def hook(self) -> FollowAnalyticsHook:
@@ -141,7 +147,12 @@ class ExportReadySensor(MasksCallbackUrl, BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         """Check the export once (poke mode); True when it is ready."""
-        return self._check()
+        if self._first_poke is None:
+            self._first_poke = time.monotonic()
+        ready = self._check()
+        if ready and not self.reschedule:
+            _metrics.export_ready(time.monotonic() - self._first_poke, "worker")
+        return ready
 
     def _check(self) -> bool:
         return check_export_once(self.hook, self.callback_url, self._budget, self.log, self.poke_interval)

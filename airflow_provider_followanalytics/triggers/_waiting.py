@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from airflow_provider_followanalytics import _metrics
 from airflow_provider_followanalytics._events import (
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     STATUS_ERROR,
@@ -93,15 +94,20 @@ def wait_in_worker(
 ) -> None:
     """Wait on the worker (a task that is not deferrable) until the export is ready.
 
+    Metric ``followanalytics.export_ready_latency`` (``waiter=worker``): the time from the first check of
+    this call to the check that saw the export ready, on the worker's monotonic clock.
+
     :raises FollowAnalyticsError: after ``timeout`` seconds, or as :func:`check_export_once` raises.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while not check_export_once(hook, callback_url, budget, log, poll_interval):
         if time.monotonic() + poll_interval > deadline:
             raise FollowAnalyticsError(
                 f"The export at {redact_url(callback_url)} was not ready within {timeout:.0f}s (wait_timeout)."
             )
         time.sleep(poll_interval)
+    _metrics.export_ready(time.monotonic() - started, "worker")
 
 
 def defer_until_ready(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_followanalytics import DEFAULT_CONN_ID
+from airflow_provider_followanalytics import DEFAULT_CONN_ID, _metrics
 from airflow_provider_followanalytics._api import backoff_delay
 from airflow_provider_followanalytics._checks import check_failure_budget, check_seconds, is_number
 from airflow_provider_followanalytics._events import (
@@ -67,6 +67,11 @@ class ExportReadyTrigger(BaseTrigger):
     "callback_url": <redacted>, "message": ..., "reason": ...}`` (the reasons are in
     ``_events.py``); no event carries the export token. Usually built by
     :class:`~airflow_provider_followanalytics.sensors.export_ready.ExportReadySensor`.
+
+    Metrics: ``followanalytics.export_ready_latency`` (``waiter=triggerer``) is the time from this run's
+    first poll to the poll that answered ready, on the triggerer's monotonic clock (a triggerer restart
+    starts it again; the check the task made before deferring is not in it), and each failed poll that
+    is retried counts in ``followanalytics.http_retries`` by ``cause``. Pending polls send nothing.
 
     :param callback_url: the export's callback URL (it must be on the connection's host).
     :param followanalytics_conn_id: the Airflow connection of the account that started the export.
@@ -183,6 +188,7 @@ class ExportReadyTrigger(BaseTrigger):
 
     async def _poll(self, hook: FollowAnalyticsHook, shown: str) -> dict[str, Any]:
         budget = FailureBudget(self.max_consecutive_failures, "poll")
+        first_poll = time.monotonic()
         while True:
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
@@ -195,6 +201,7 @@ class ExportReadyTrigger(BaseTrigger):
                 if give_up is not None:
                     return self._event(STATUS_ERROR, give_up, REASON_UNAVAILABLE)
                 delay = self._backoff(budget.failures, exc.retry_after)
+                _metrics.http_retry(_retry_cause(exc), "async")
                 self.log.warning(
                     "Polling %s failed (%d/%d in a row): %s; next poll in %.2fs",
                     shown,
@@ -208,6 +215,7 @@ class ExportReadyTrigger(BaseTrigger):
             else:
                 budget.restore()
                 if status == "ready":
+                    _metrics.export_ready(time.monotonic() - first_poll, "triggerer")
                     self.log.info("FollowAnalytics export at %s is ready after %d poll(s)", shown, self._polls)
                     return self._event(STATUS_READY, f"The export is ready (after {self._polls} poll(s)).")
                 delay = self._pending_delay()
@@ -237,6 +245,11 @@ async def _password_of(hook: FollowAnalyticsHook) -> str | None:
         return (await hook.aget_settings()).password
     except Exception:
         return None
+
+
+def _retry_cause(exc: FollowAnalyticsRetryableError) -> str:
+    # No answer: the aiohttp error the async client turned into this one is its context.
+    return _metrics.retry_cause(exc.http_status, isinstance(exc.__context__, TimeoutError))
 
 
 def _reason_of(exc: FollowAnalyticsError) -> str:
