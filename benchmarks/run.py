@@ -25,7 +25,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import backoff, gcs, imports, objectstorage, onetask, ready, s3, triggers
+from benchmarks import backoff, counting, gcs, imports, objectstorage, onetask, ready, s3, triggers
 from benchmarks._common import BENCH_DIR, Options
 from benchmarks._table import Row, json_document, markdown_table, text_table
 
@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Options], list[Row]]]] = {
     "gcs": ("throughput of the GCS transfer", gcs.run),
     "objectstorage": ("memory and throughput into a local file and Azurite", objectstorage.run),
     "onetask": ("the one-task export vs the transfer, and worker-seconds while pending", onetask.run),
+    "counting": ("what counting the CSV rows for lineage costs a transfer", counting.run),
 }
 
 

@@ -36,6 +36,7 @@ EXPECTED_FIGURES = {
     "gcs": 3,
     "objectstorage": 10,
     "onetask": 3,
+    "counting": 2,
 }
 
 
@@ -49,7 +50,7 @@ def _row_names(name: str) -> tuple[str, ...]:
 
 #: Two lanes (the machine has two cores), each one ``benchmarks.run`` process, run side by side;
 #: ``onetask`` (~10 s) goes in the first, which finished ~10 s before the second without it.
-LANES = (("s3", "import", "ready", "onetask"), ("gcs", "objectstorage", "triggers", "backoff"))
+LANES = (("s3", "import", "ready", "onetask"), ("gcs", "objectstorage", "triggers", "backoff", "counting"))
 
 
 @pytest.fixture(scope="module")
