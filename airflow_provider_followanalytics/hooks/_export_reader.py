@@ -10,6 +10,7 @@ import time
 import zlib
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
+from airflow_provider_followanalytics import _metrics
 from airflow_provider_followanalytics._api import backoff_delay
 from airflow_provider_followanalytics.exceptions import (
     FollowAnalyticsConfigError,
@@ -206,6 +207,7 @@ def stream_export(
                     f"{exc} (gave up after {attempts} download attempt(s); no object was written)"
                 ) from None
             delay = backoff_delay(attempt - 1, settings.retry_delay, settings.max_retry_delay)
+            _metrics.download_restarted()
             log.warning(
                 "%s -- discarded the partial upload; restarting the transfer from zero in %.1fs (attempt %d of %d)",
                 exc,
@@ -254,6 +256,10 @@ def transfer_export(
         watch=watch,
     )
     seconds = time.monotonic() - started
+    store = uri.split("://", 1)[0] if "://" in uri else "file"
+    _metrics.transfer_finished(
+        bytes_downloaded=reader.bytes_downloaded, bytes_written=reader.bytes_out, seconds=seconds, store=store
+    )
     log.info(
         "Uploaded %d bytes to %s (%d bytes downloaded, %s) in %.1fs (%.1f MiB/s)",
         reader.bytes_out,

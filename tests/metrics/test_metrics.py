@@ -89,9 +89,6 @@ def test_logins_are_the_logins_the_api_saw(clean_run: StatsdRun, module_emulator
     assert clean_run.named("http_retries") == []  # nothing failed
 
 
-@pytest.mark.xfail(
-    strict=True, reason="until hooks/_export_reader.py calls _metrics.transfer_finished(); then drop this mark"
-)
 def test_transfer_figures_are_the_bytes_of_the_export(clean_run: StatsdRun) -> None:
     # Sent by hooks/_export_reader.py through _metrics.transfer_finished(): one set per transfer.
     downloaded = clean_run.named("bytes_downloaded")
