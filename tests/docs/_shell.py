@@ -92,8 +92,9 @@ def substitute(code: str, ports: dict[str, int], tmp: Path) -> str:
     """The mechanical substitutions of a shell block (see the test module's docstring)."""
     version = airflow_version()
     minor = ".".join(version.split(".")[:2])
+    # /tmp/ of the page first: the checkout (and the test's folder) may themselves be under /tmp.
+    code = re.sub(r"(?<![\w./-])/tmp/", f"{tmp}/", code)
     code = code.replace(CHECKOUT, str(ROOT))
-    code = code.replace("/tmp/", f"{tmp}/")
     for fixed, port in ports.items():
         code = re.sub(rf"\b{fixed}\b", str(port), code)
     code = re.sub(r"apache-airflow==[0-9.]+", f"apache-airflow=={version}", code)
