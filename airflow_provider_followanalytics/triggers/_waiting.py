@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 DEFAULT_WAIT_TIMEOUT = 24 * 60 * 60.0
 #: Airflow's deferral timeout is the wait's own plus this (or two poll intervals, if longer).
 DEFER_TIMEOUT_GRACE = 60.0
+#: A wait in the worker says how long it has waited at most this often (seconds).
+WAIT_PROGRESS_INTERVAL = 60.0
 
 __all__ = [
     "DEFAULT_MAX_CONSECUTIVE_FAILURES",
@@ -52,9 +54,17 @@ __all__ = [
 
 
 def check_export_once(
-    hook: FollowAnalyticsHook, callback_url: str, budget: FailureBudget, log: logging.Logger | Any, retry_in: float
+    hook: FollowAnalyticsHook,
+    callback_url: str,
+    budget: FailureBudget,
+    log: logging.Logger | Any,
+    retry_in: float,
+    *,
+    quiet: bool = False,
 ) -> bool:
     """Check the export once on the worker: True when ready, False when pending or failed within budget.
+
+    :param quiet: say "not ready yet" at debug level only (a wait that reports its own progress).
 
     :raises FollowAnalyticsRetryableError: when this failure spends the budget.
     :raises FollowAnalyticsError: at once for a dead link (400), a refused login or a bad URL.
@@ -79,7 +89,7 @@ def check_export_once(
     if status == "ready":
         log.info("The FollowAnalytics export is ready")
         return True
-    log.info("The FollowAnalytics export is not ready yet (HTTP 202)")
+    (log.debug if quiet else log.info)("The FollowAnalytics export is not ready yet (HTTP 202)")
     return False
 
 
@@ -100,9 +110,21 @@ def wait_in_worker(
     :raises FollowAnalyticsError: after ``timeout`` seconds, or as :func:`check_export_once` raises.
     """
     started = time.monotonic()
-    deadline = started + timeout
-    while not check_export_once(hook, callback_url, budget, log, poll_interval):
-        if time.monotonic() + poll_interval > deadline:
+    deadline, next_line, checks = started + timeout, started, 0
+    while not check_export_once(hook, callback_url, budget, log, poll_interval, quiet=checks > 0):
+        checks += 1
+        now = time.monotonic()
+        if now >= next_line:  # the first pending check, then at most once a WAIT_PROGRESS_INTERVAL
+            next_line = now + WAIT_PROGRESS_INTERVAL
+            log.info(
+                "Waiting in the worker for the FollowAnalytics export: %d check(s) in %.0fs so far, one every %gs "
+                "(wait_timeout %.0fs)",
+                checks,
+                now - started,
+                poll_interval,
+                timeout,
+            )
+        if now + poll_interval > deadline:
             raise FollowAnalyticsError(
                 f"The export at {redact_url(callback_url)} was not ready within {timeout:.0f}s (wait_timeout)."
             )

@@ -137,3 +137,28 @@ def test_a_paced_transfer_says_how_far_it_is(
     percents = [int(line.split("(")[1].split(" %")[0]) for line in lines]
     assert percents == sorted(percents)
     assert 0 < percents[0] < 100
+
+
+@pytest.mark.usefixtures("airflow_db", "fa_conn")
+def test_a_wait_in_the_worker_says_how_long_it_has_waited_at_most_every_interval(
+    emulator: FollowAnalyticsEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    task_log: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    from airflow_provider_followanalytics.triggers import _waiting
+
+    # 20 pending checks 0.05 s apart (~1 s), a line at most every 0.3 s (60 s in production).
+    monkeypatch.setattr(_waiting, "WAIT_PROGRESS_INTERVAL", 0.3)
+    emulator.ready_after = 20
+
+    result = run_dag(_dag("worker_wait_progress", f"file://{tmp_path}/devices.csv", deferrable=False))
+
+    assert result.state == "success", result.task_states
+    lines = [r.getMessage() for r in task_log.records if r.getMessage().startswith("Waiting in the worker")]
+    counts = [int(line.split(": ")[1].split(" check")[0]) for line in lines]
+    # Margin: ~1 s of waiting allows ~4 lines; the first comes at the first pending check.
+    assert counts[0] == 1
+    assert 2 <= len(counts) < 20, lines  # rate-limited: fewer lines than checks
+    assert counts == sorted(counts)
+    assert task_log.text.count("The FollowAnalytics export is not ready yet (HTTP 202)") <= 1
