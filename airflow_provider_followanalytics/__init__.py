@@ -80,6 +80,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-module": "airflow_provider_followanalytics.transfers.followanalytics_to_object_storage",
             },
         ],
+        # Airflow 2 deserializes a task's links only from classes registered here (or by a plugin).
+        "extra-links": [
+            "airflow_provider_followanalytics.links.S3ObjectLink",
+            "airflow_provider_followanalytics.links.GCSObjectLink",
+            "airflow_provider_followanalytics.links.AzureBlobLink",
+        ],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

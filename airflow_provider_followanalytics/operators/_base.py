@@ -16,6 +16,7 @@ from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError
 from airflow_provider_followanalytics.hooks._destination import PACKAGES_BY_PROTOCOL, static_destination
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+from airflow_provider_followanalytics.links import DESTINATION_LINKS, links_for
 from airflow_provider_followanalytics.operators._arguments import (
     COMMON_FIELDS,
     ONE_TASK_FIELDS,
@@ -99,6 +100,9 @@ class FollowAnalyticsExportOperator(BaseOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"query_params": "json"}
     ui_color = "#e8f1fb"
+    #: The one-task form's link to the object written, narrowed per task to the destination's store (none
+    #: without ``destination`` or for a local file), see ``links.links_for``.
+    operator_extra_links = DESTINATION_LINKS
     #: What the export is, for logs.
     export_title: ClassVar[str] = "custom"
     # A typed export (subclass) declares these and its title; the base class does the rest: template_fields,
@@ -168,6 +172,7 @@ class FollowAnalyticsExportOperator(BaseOperator):
         if download_attempts is not None:
             check_int("download_attempts", download_attempts, 1, 1 << 20, "a positive integer (or None)")
         self.download_attempts, self.allow_empty = download_attempts, allow_empty
+        self.operator_extra_links = links_for(destination)
         #: The callback URL of this try's export, and the path written (for lineage).
         self.callback_url: str | None = None
         self.written_to: Any = None

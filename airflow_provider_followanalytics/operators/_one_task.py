@@ -18,6 +18,7 @@ from airflow_provider_followanalytics._urls import redact_url
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsError, FollowAnalyticsExportExpiredError
 from airflow_provider_followanalytics.hooks._destination import ObjectStorageDestination
 from airflow_provider_followanalytics.hooks._export_reader import transfer_export
+from airflow_provider_followanalytics.links import persist_destination_link
 from airflow_provider_followanalytics.triggers._waiting import (
     FailureBudget,
     check_export_once,
@@ -112,7 +113,7 @@ class OneTask:
                 budget=budget,
                 log=operator.log,
             )
-        return self.write(callback_url)
+        return self.write(context, callback_url)
 
     def resume(self, context: Any, event: object) -> str:
         """After the trigger fired: check the destination again (time passed), then stream the export."""
@@ -121,10 +122,10 @@ class OneTask:
         kept = context["ti"].xcom_pull(task_ids=operator.task_id, key=CALLBACK_XCOM_KEY)
         callback_url = operator.callback_url = self.hook.check_callback_url(kept)
         self.check_destination()
-        return self.write(callback_url)
+        return self.write(context, callback_url)
 
-    def write(self, callback_url: str) -> str:
-        """Stream the ready export into the checked destination; return its URL."""
+    def write(self, context: Any, callback_url: str) -> str:
+        """Stream the ready export into the checked destination, keep the UI's link to it; return its URL."""
         operator = self.operator
         from airflow_provider_followanalytics.transfers._lineage import lineage_wanted
 
@@ -141,6 +142,7 @@ class OneTask:
         )
         operator.written_to = self.destination.path  # lineage reads the Azure account from the path
         operator.export_content = reader.content
+        persist_destination_link(context, operator, self.destination.uri, self.destination.path)
         return self.destination.uri
 
     def _waited_too_long(self, message: str) -> Exception:

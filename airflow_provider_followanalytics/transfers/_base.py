@@ -21,6 +21,7 @@ from airflow_provider_followanalytics.hooks._destination import (
 )
 from airflow_provider_followanalytics.hooks._export_reader import transfer_export
 from airflow_provider_followanalytics.hooks.followanalytics import FollowAnalyticsHook
+from airflow_provider_followanalytics.links import persist_destination_link
 from airflow_provider_followanalytics.triggers._waiting import (
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_WAIT_TIMEOUT,
@@ -143,7 +144,7 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
     def execute(self, context: Context) -> str:
         """Stream the ready export into the destination; defer first if it is not ready and ``deferrable``."""
         try:
-            return self._transfer()
+            return self._transfer(context)
         except FollowAnalyticsExportNotReadyError:
             if not self.deferrable:
                 raise
@@ -162,7 +163,7 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         :param event: the trigger's payload (``status`` ``ready``, ``error`` or ``timeout``).
         """
         resume_from_event(event, type(self).__name__, self._waited_too_long)
-        return self._transfer()
+        return self._transfer(context)
 
     def _waited_too_long(self, message: str) -> Exception:
         return FollowAnalyticsError(
@@ -170,7 +171,7 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
             f"{message}. Clear the export task to start a new one."
         )
 
-    def _transfer(self) -> str:
+    def _transfer(self, context: Context) -> str:
         if self.store_hook_path is not None:
             self.store_hook_class  # noqa: B018 - a missing provider says what to install, before anything else
         callback_url = self.hook.check_callback_url(self.callback_url)  # before any request; masks the token
@@ -191,6 +192,7 @@ class FollowAnalyticsTransferOperator(MasksCallbackUrl, BaseOperator):
         self.export_content = reader.content
         if self.written_to is None:
             self.written_to = uri
+        persist_destination_link(context, self, uri, self.written_to)  # the UI's link to the object
         return uri
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

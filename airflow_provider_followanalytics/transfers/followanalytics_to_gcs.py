@@ -9,6 +9,7 @@ from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.hooks._destination import PACKAGE, content_type_for
 from airflow_provider_followanalytics.hooks._export_reader import MiB
+from airflow_provider_followanalytics.links import GCSObjectLink
 from airflow_provider_followanalytics.transfers._base import FollowAnalyticsTransferOperator, static_uri
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class FollowAnalyticsToGCSOperator(FollowAnalyticsTransferOperator):
     required_packages = (("airflow.providers.google", f"{PACKAGE}[google]"),)
     store_hook_path = ("airflow.providers.google.cloud.hooks.gcs", "GCSHook", "google")
     ui_color = "#d6e4f5"
+    operator_extra_links = (GCSObjectLink(),)
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from airflow_provider_followanalytics.hooks._destination import (
     static_destination,
 )
 from airflow_provider_followanalytics.hooks._export_reader import MiB
+from airflow_provider_followanalytics.links import DESTINATION_LINKS, links_for
 from airflow_provider_followanalytics.transfers._base import FollowAnalyticsTransferOperator
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
 
     template_fields: Sequence[str] = (*FollowAnalyticsTransferOperator.template_fields, "destination", "conn_id")
     ui_color = "#e8f7e4"
+    #: Narrowed per task to the destination's store (none for a local file), see ``links.links_for``.
+    operator_extra_links = DESTINATION_LINKS
 
     def __init__(
         self,
@@ -62,6 +65,7 @@ class FollowAnalyticsToObjectStorageOperator(FollowAnalyticsTransferOperator):
         super().__init__(outlet_uri=static[1] if static else None, **kwargs)
         self.destination, self.conn_id, self.replace, self.block_size = destination, conn_id, replace, block_size
         self.content_type = content_type
+        self.operator_extra_links = links_for(destination)
 
     def prepare(self) -> str:
         """Resolve the path; check its store and ``replace`` before anything is downloaded."""

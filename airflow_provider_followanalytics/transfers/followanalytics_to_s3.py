@@ -10,6 +10,7 @@ from airflow_provider_followanalytics._checks import check_int
 from airflow_provider_followanalytics.exceptions import FollowAnalyticsConfigError, FollowAnalyticsError
 from airflow_provider_followanalytics.hooks._destination import PACKAGE, already_exists, content_type_for
 from airflow_provider_followanalytics.hooks._export_reader import MiB
+from airflow_provider_followanalytics.links import S3ObjectLink
 from airflow_provider_followanalytics.transfers._base import FollowAnalyticsTransferOperator, static_uri
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class FollowAnalyticsToS3Operator(FollowAnalyticsTransferOperator):
     required_packages = (("airflow.providers.amazon", f"{PACKAGE}[amazon]"),)
     store_hook_path = ("airflow.providers.amazon.aws.hooks.s3", "S3Hook", "amazon")
     ui_color = "#ffe9c9"
+    operator_extra_links = (S3ObjectLink(),)
 
     def __init__(
         self,
