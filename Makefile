@@ -119,16 +119,25 @@ ci: install install-af2 azurite $(VENV)/.docs-installed
 	$(MAKE) --no-print-directory install-check AIRFLOW_MINORS=3.3
 	$(MAKE) --no-print-directory -j2 --output-sync=target ci-lane-test ci-lane-matrix
 
+# Parts of the Airflow 3.3 suite the matrix lane runs instead, so that the two lanes end together
+# (measured on 3113230: the test lane 1,129 s and the matrix lane 769 s with them in the test lane; they
+# take about 135 s + 60 s on a quiet machine). Every test still runs once on 3.3: `make test` outside
+# CI runs them all.
+CI_MATRIX_TESTS := tests/benchmarks tests/docs tests/metrics tests/links
 ci-lane-test:
-	@start=$$(date +%s); $(MAKE) --no-print-directory test; status=$$?; \
-	echo "lane test (Airflow 3.3): $$(( $$(date +%s) - start ))s, exit $$status"; exit $$status
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory test PYTEST_ARGS="$(PYTEST_ARGS) $(foreach path,$(CI_MATRIX_TESTS),--ignore=$(path))"; \
+	status=$$?; echo "lane test (Airflow 3.3 but $(CI_MATRIX_TESTS)): $$(( $$(date +%s) - start ))s, exit $$status"; \
+	exit $$status
 
 ci-lane-matrix:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory install-check AIRFLOW_MINORS="$(OTHER_MINORS)" && \
 	$(MAKE) --no-print-directory test-af2 && $(MAKE) --no-print-directory demo && \
-	$(MAKE) --no-print-directory docs docs-check; status=$$?; \
-	echo "lane matrix (wheel on $(OTHER_MINORS), suite on 2.10, demo, docs): $$(( $$(date +%s) - start ))s, exit $$status"; \
+	$(MAKE) --no-print-directory docs docs-check && \
+	$(PY) -m pytest $(PYTEST_ARGS) $(CI_MATRIX_TESTS); status=$$?; \
+	echo "lane matrix (wheel on $(OTHER_MINORS), suite on 2.10, demo, docs, 3.3: $(CI_MATRIX_TESTS)):" \
+	  "$$(( $$(date +%s) - start ))s, exit $$status"; \
 	exit $$status
 
 # Re-resolve the pinned environments, one per Airflow minor (needs the package registry).

@@ -28,11 +28,13 @@ try:
 except ImportError:
     from airflow.hooks.base import BaseHook  # type: ignore[attr-defined,no-redef]
 
-# BaseOperator, BaseSensorOperator: airflow.sdk from 3.0; 2.10 and 2.11 keep them in airflow.models / sensors.
+# BaseOperator, BaseSensorOperator, BaseOperatorLink: airflow.sdk from 3.0; 2.10 and 2.11 keep them in
+# airflow.models / sensors.
 try:
-    from airflow.sdk import BaseOperator, BaseSensorOperator
+    from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator
 except ImportError:
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
+    from airflow.models.baseoperatorlink import BaseOperatorLink  # type: ignore[no-redef]
     from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
 
 # AirflowFailException (a failure retries cannot fix), AirflowSensorTimeout, AirflowSkipException:
@@ -136,6 +138,7 @@ __all__ = [
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
+    "BaseOperatorLink",
     "BaseSensorOperator",
     "aget_connection",
     "conf",
@@ -144,4 +147,15 @@ __all__ = [
     "object_storage_path",
     "secret_masker",
     "stats",
+    "xcom_class",
 ]
+
+
+def xcom_class() -> Any:
+    """The XCom class a link is read with: ``airflow.sdk.execution_time.xcom`` (3.0+, through the task
+    supervisor), else ``airflow.models.xcom`` (2.10 and 2.11: the metadata DB, in the webserver)."""
+    try:
+        from airflow.sdk.execution_time.xcom import XCom
+    except ImportError:
+        from airflow.models.xcom import XCom  # type: ignore[no-redef]
+    return XCom

@@ -15,12 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-# BaseOperatorLink: airflow.sdk from 3.0; 2.10 and 2.11 keep it in airflow.models.baseoperatorlink. (A shim
-# of this module's own, the one other than _compat's: links are their only user.)
-try:
-    from airflow.sdk import BaseOperatorLink
-except ImportError:
-    from airflow.models.baseoperatorlink import BaseOperatorLink  # type: ignore[no-redef]
+from airflow_provider_followanalytics._compat import BaseOperatorLink, xcom_class
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -28,16 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
-
-
-def _xcom() -> Any:
-    """The XCom class to read a link with: ``airflow.sdk.execution_time.xcom`` (3.0+, the task process, through
-    the supervisor), else ``airflow.models.xcom`` (2.10 and 2.11: the metadata DB, in the webserver)."""
-    try:
-        from airflow.sdk.execution_time.xcom import XCom
-    except ImportError:
-        from airflow.models.xcom import XCom  # type: ignore[no-redef]
-    return XCom
 
 
 def _bucket_and_key(uri: str) -> tuple[str, str, str]:
@@ -90,7 +75,7 @@ class DestinationLink(BaseOperatorLink):
             kept = getattr(operator, "_followanalytics_links", None)  # the task's own process: no XCom read
             value = kept.get(self.xcom_key) if isinstance(kept, dict) else None
             if value is None:
-                value = _xcom().get_value(ti_key=ti_key, key=self.xcom_key)
+                value = xcom_class().get_value(ti_key=ti_key, key=self.xcom_key)
         except Exception:  # a link must never fail a task (Airflow 3.0's task runner does not catch it)
             log.debug("No %s link for %s", self.name, ti_key, exc_info=True)
             return ""

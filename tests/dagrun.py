@@ -105,3 +105,34 @@ def _xcom_value(row: Any) -> Any:
         except (TypeError, ValueError):
             return value
     return value
+
+
+def run_dag_in_child(
+    module: str, attribute: str, env: dict[str, str], timeout: float = 240.0
+) -> tuple[DagRunResult, str]:
+    """Run the DAG ``module.attribute`` with ``dag.test()`` in a child process (``tests.lineage.run_dag``)
+    with ``env`` added to this process's environment; return its result and the child's output.
+
+    For what only a fresh process shows: Airflow reads ``[metrics]`` and OpenLineage's transport once.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.lineage.run_dag", module, attribute],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "PYTHONPATH": str(root)},
+        cwd=root,
+        timeout=timeout,
+    )
+    output = child.stdout + child.stderr
+    lines = [line for line in child.stdout.splitlines() if line.startswith("DAGRUN_RESULT ")]
+    failed = f"the DAG run failed (exit {child.returncode}):\n{output[-4000:]}"
+    assert child.returncode == 0, failed
+    assert lines, failed
+    return DagRunResult(**json.loads(lines[-1].removeprefix("DAGRUN_RESULT "))), output

@@ -10,9 +10,6 @@ child too (it inherits the environment).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.dagrun import DagRunResult
+from tests.dagrun import DagRunResult, run_dag_in_child
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "followanalytics-tests"
@@ -68,21 +65,7 @@ def openlineage_run(airflow_db: str, tmp_path: Path) -> Callable[..., LineageRun
 
     def _run(module: str, attribute: str = "dag", timeout: float = 240.0) -> LineageRun:
         events_file = tmp_path / f"openlineage-{module.rsplit('.', 1)[-1]}-{attribute}.jsonl"
-        env = {**os.environ, **openlineage_env(events_file), "PYTHONPATH": str(ROOT)}
-        child = subprocess.run(
-            [sys.executable, "-m", "tests.lineage.run_dag", module, attribute],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=timeout,
-        )
-        output = child.stdout + child.stderr
-        lines = [line for line in child.stdout.splitlines() if line.startswith("DAGRUN_RESULT ")]
-        failed = f"the DAG run failed (exit {child.returncode}):\n{output[-4000:]}"
-        assert child.returncode == 0, failed
-        assert lines, failed
-        result = DagRunResult(**json.loads(lines[-1].removeprefix("DAGRUN_RESULT ")))
+        result, output = run_dag_in_child(module, attribute, openlineage_env(events_file), timeout)
         text = events_file.read_text() if events_file.exists() else ""
         events = [json.loads(line) for line in text.splitlines() if line.strip()]
         return LineageRun(result=result, events=events, events_file=events_file, output=output)

@@ -9,16 +9,13 @@ environment; ``statsd_influxdb_enabled`` makes StatsD carry the tags in the name
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.dagrun import DagRunResult
+from tests.dagrun import DagRunResult, run_dag_in_child
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "fa_test"
@@ -109,24 +106,10 @@ def statsd_env(port: int) -> dict[str, str]:
 def run_with_statsd(module: str, attribute: str, env: dict[str, str], timeout: float = 240.0) -> StatsdRun:
     """Run the DAG ``module.attribute`` with ``dag.test()`` in a child process that sends StatsD here."""
     listener = StatsdListener()
-    child_env = {**os.environ, **env, **statsd_env(listener.port), "PYTHONPATH": str(ROOT)}
     try:
-        child = subprocess.run(
-            [sys.executable, "-m", "tests.lineage.run_dag", module, attribute],
-            capture_output=True,
-            text=True,
-            env=child_env,
-            cwd=ROOT,
-            timeout=timeout,
-        )
+        result, output = run_dag_in_child(module, attribute, {**env, **statsd_env(listener.port)}, timeout)
     finally:
         metrics = listener.stop()
-    output = child.stdout + child.stderr
-    lines = [line for line in child.stdout.splitlines() if line.startswith("DAGRUN_RESULT ")]
-    failed = f"the DAG run failed (exit {child.returncode}):\n{output[-4000:]}"
-    assert child.returncode == 0, failed
-    assert lines, failed
-    result = DagRunResult(**json.loads(lines[-1].removeprefix("DAGRUN_RESULT ")))
     return StatsdRun(result=result, metrics=metrics, packets=listener.packets, output=output)
 
 
