@@ -133,7 +133,8 @@ def proxy_refused(what: str, proxy: str | None) -> FollowAnalyticsConfigError:
 
 
 def _proxy_for(url: str, network: NetworkSettings) -> tuple[str | None, str]:
-    scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme, parts.hostname or ""
     if network.proxies is not None:  # the connection's extras replace the environment, no_proxy included
         given = dict(network.proxies)
         if _bypassed(host, given.get("no_proxy")):

@@ -1,8 +1,8 @@
 """What counting the CSV rows (for OpenLineage's ``outputStatistics``) costs a transfer, side by side.
 
 ``FollowAnalyticsToObjectStorageOperator`` into a local file, each round a fresh worker of kind
-``ours`` (the openlineage provider installed and on: every record counted, quote-aware) and of kind
-``uncounted`` (``AIRFLOW__OPENLINEAGE__DISABLED``: only whether the export is empty), interleaved:
+``ours`` (OpenLineage on, a console transport configured: every record counted, quote-aware) and of
+kind ``uncounted`` (``AIRFLOW__OPENLINEAGE__DISABLED``: only whether the export is empty), interleaved:
 
 * **through a link paced to 200 MiB/s** (the pacing proxy, a fast WAN: what a worker meets
   downloading from the real API): the judged row, counting must cost at most 5 % of throughput;
@@ -21,6 +21,9 @@ from benchmarks._table import Row
 from benchmarks._transfer_runs import LocalFolder, Rounds, Runner, interleave
 
 NAME = "counting"
+#: Configures OpenLineage for the workers, as a deployment that sends lineage does (no event is sent:
+#: the workers call execute() without Airflow's listener).
+LINEAGE_ON = {"AIRFLOW__OPENLINEAGE__TRANSPORT": '{"type": "console"}'}
 #: The paced link's speed: a fast WAN (the real API is reached over the internet).
 PACED_RATE = 200 * MiB
 #: Counting may cost at most this share of the paced transfer's throughput.
@@ -46,14 +49,14 @@ def run(opts: Options) -> list[Row]:
             token = login_token(emu.url)
             with proxy_process(emu.url, PACED_RATE) as proxy:
                 EmulatorClient(emu.url).configure(public_url=proxy.url)  # callback URLs through the paced link
-                env = worker_env(**fa_conn_env(proxy.url), BENCH_FA_TOKEN=token)
+                env = worker_env(**fa_conn_env(proxy.url), **LINEAGE_ON, BENCH_FA_TOKEN=token)
                 paced = interleave(
                     Runner("file", emu, LocalFolder(), env, proxy=proxy), KINDS, s["size"], s["rounds"], {}
                 )
             unpaced = paced  # --quick (the smoke test): two workers fewer; the CPU row reads the paced ones
             if not opts.quick:
                 EmulatorClient(emu.url).configure(public_url=None)
-                env = worker_env(**fa_conn_env(emu.url), BENCH_FA_TOKEN=token)
+                env = worker_env(**fa_conn_env(emu.url), **LINEAGE_ON, BENCH_FA_TOKEN=token)
                 unpaced = interleave(Runner("file", emu, LocalFolder(), env), KINDS, s["size"], s["rounds"], {})
     except (BenchError, OSError, RuntimeError) as exc:
         return na_rows(NAME, figures, str(exc))

@@ -64,14 +64,13 @@ def _azure_account_of(destination: Any) -> str | None:
 
 
 def lineage_wanted() -> bool:
-    """Whether the openlineage provider is installed and not disabled: only then are rows counted."""
-    import importlib.util
-
-    if importlib.util.find_spec("airflow.providers.openlineage") is None:
+    """Whether OpenLineage will send this task's events (the provider installed, a transport configured,
+    not disabled: its own ``is_disabled()``): only then are rows counted."""
+    try:
+        from airflow.providers.openlineage.conf import is_disabled
+    except ImportError:
         return False
-    from airflow_provider_followanalytics._compat import conf
-
-    return not conf.getboolean("openlineage", "disabled", fallback=False)
+    return not is_disabled()
 
 
 def lineage_of(
