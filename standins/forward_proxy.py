@@ -31,10 +31,11 @@ import base64
 import contextlib
 import hmac
 import json
-import signal
 import sys
 from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from standins.servers import serve_until_signalled
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -204,14 +205,7 @@ async def serve(auth: str | None, record: IO[str] | None, resolve: dict[str, str
     """Listen on 127.0.0.1 (port 0), print the ``listening on`` line, serve until SIGTERM/SIGINT."""
     proxy = ForwardProxy(auth, record, resolve)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0, limit=_MAX_HEAD)
-    host, port = server.sockets[0].getsockname()[:2]
-    print(f"forward-proxy listening on http://{host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server, "forward-proxy")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

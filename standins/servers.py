@@ -155,9 +155,13 @@ async def _proxy(target: str, rate: float) -> None:
             return
         await asyncio.gather(_pipe(client_reader, server_writer, None), _pipe(server_reader, client_writer, pacer))
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    listening = server.sockets[0].getsockname()
-    print(f"proxy listening on http://{listening[0]}:{listening[1]}", flush=True)
+    await serve_until_signalled(await asyncio.start_server(handle, "127.0.0.1", 0), "proxy")
+
+
+async def serve_until_signalled(server: asyncio.Server, name: str) -> None:
+    """Print ``<name> listening on http://HOST:PORT`` and serve until SIGTERM or SIGINT (the proxies)."""
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f"{name} listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
